@@ -1,0 +1,91 @@
+//! The instrumented example broadcast feed.
+//!
+//! ```text
+//! cargo run --release -p wsmon --example feed -- --listen 127.0.0.1:8080 --rate 10
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use wsmon::feed::{self, FeedConfig};
+use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Instrumented WebSocket broadcast feed (the wsmon demo target)",
+    after_help = "Examples:\n  feed --listen 127.0.0.1:8080 --rate 10\n  \
+                  feed --allow-origin https://app.example.com --max-message-bytes 65536\n\n\
+                  Endpoints: GET /ws (WebSocket), POST /publish (JSON object), GET /metrics"
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Ticks broadcast per second (0 disables the ticker).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Allowed Origin header value (repeatable); without it every origin is allowed.
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
+    /// Largest message accepted from a client; larger ones are closed with 1009.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_message_bytes: usize,
+    /// Delay before the snapshot, in milliseconds (injects a known first-payload latency).
+    #[arg(long, default_value_t = 0)]
+    first_payload_delay_ms: u64,
+    /// Outbound queue capacity per connection, in messages.
+    #[arg(long, default_value_t = 1024)]
+    queue_capacity: usize,
+    /// What to do when a connection's outbound queue is full.
+    #[arg(long, value_enum, default_value_t = Overflow::Disconnect)]
+    overflow: Overflow,
+    /// Server ping interval in seconds (0 disables heartbeats).
+    #[arg(long, default_value_t = 15)]
+    heartbeat_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Overflow {
+    DropOldest,
+    DropNewest,
+    Disconnect,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let policy = match args.overflow {
+        Overflow::DropOldest => OverflowPolicy::DropOldest,
+        Overflow::DropNewest => OverflowPolicy::DropNewest,
+        Overflow::Disconnect => OverflowPolicy::Disconnect,
+    };
+    let config = FeedConfig {
+        rate: args.rate,
+        allowed_origins: args.allow_origin,
+        max_message_bytes: Some(args.max_message_bytes),
+        first_payload_delay: Duration::from_millis(args.first_payload_delay_ms),
+        queue: QueueConfig::default()
+            .capacity(args.queue_capacity)
+            .policy(policy),
+        heartbeat: (args.heartbeat_secs > 0)
+            .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
+    };
+    let registry = prometheus::Registry::new();
+    let (addr, _feed, task) = feed::spawn(args.listen, config, &registry, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(
+        "feed listening: ws://{addr}/ws  POST http://{addr}/publish  http://{addr}/metrics"
+    );
+    task.await??;
+    Ok(())
+}

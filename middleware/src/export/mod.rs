@@ -1,0 +1,3 @@
+//! Exporters. They read the recorded families; the message path does not know they exist.
+
+pub mod prometheus;

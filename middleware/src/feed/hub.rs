@@ -1,0 +1,113 @@
+//! The feed's broadcast hub: the sequencer and the subscribers' outbound queues.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde_json::{Map, Value};
+
+use crate::queue::{QueueItem, QueueSender};
+use crate::{RouteHandle, Stamp};
+
+/// One queued outgoing message with its sequencer stamp.
+pub struct Outbound {
+    pub msg: Message,
+    pub stamp: Option<Stamp>,
+}
+
+impl QueueItem for Outbound {
+    fn queued_bytes(&self) -> usize {
+        self.msg.queued_bytes()
+    }
+}
+
+struct State {
+    head: u64,
+    next_id: u64,
+    subscribers: Vec<(u64, QueueSender<Outbound>)>,
+}
+
+/// Assigns sequence numbers and fans messages out to every subscriber.
+pub struct Hub {
+    state: Mutex<State>,
+    route: RouteHandle,
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Hub {
+    pub(crate) fn new(route: RouteHandle) -> Self {
+        route.set_head(0);
+        Self {
+            state: Mutex::new(State {
+                head: 0,
+                next_id: 0,
+                subscribers: Vec::new(),
+            }),
+            route,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest sequence number.
+    pub fn head(&self) -> u64 {
+        self.lock().head
+    }
+
+    /// Registers a subscriber and returns its id with the head it starts after, atomically,
+    /// so the snapshot and the first broadcast it receives are consecutive.
+    pub(crate) fn subscribe(&self, queue: QueueSender<Outbound>) -> (u64, u64) {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.subscribers.push((id, queue));
+        (id, state.head)
+    }
+
+    pub(crate) fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.retain(|(i, _)| *i != id);
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// Broadcasts `{"type":"tick","seq":N,"ts":MS}`.
+    pub fn publish_tick(&self) -> u64 {
+        self.broadcast(|seq, ts| format!(r#"{{"type":"tick","seq":{seq},"ts":{ts}}}"#))
+    }
+
+    /// Broadcasts `object` with `seq` and `ts` added; returns the sequence.
+    pub fn publish_object(&self, object: Map<String, Value>) -> u64 {
+        self.broadcast(move |seq, ts| {
+            let mut object = object;
+            object.insert("seq".into(), seq.into());
+            object.insert("ts".into(), ts.into());
+            Value::Object(object).to_string()
+        })
+    }
+
+    fn broadcast(&self, render: impl FnOnce(u64, u64) -> String) -> u64 {
+        let mut state = self.lock();
+        let seq = state.head + 1;
+        state.head = seq;
+        let published = SystemTime::now();
+        let text = Utf8Bytes::from(render(seq, unix_ms(published)));
+        self.route.set_head(seq);
+        let stamp = Some(Stamp::new(seq, published));
+        // A subscriber whose queue is closed (gone or evicted) is dropped from the fan-out.
+        state.subscribers.retain(|(_, queue)| {
+            queue.push(Outbound {
+                msg: Message::Text(text.clone()),
+                stamp,
+            }) != crate::queue::Pushed::Closed
+        });
+        seq
+    }
+}

@@ -1,0 +1,118 @@
+//! The feed's HTTP and WebSocket handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+use super::hub::Outbound;
+use super::{Feed, WS_ROUTE};
+use crate::queue::{outbound_queue, Next, QueueReceiver};
+use crate::{WebSocket, WebSocketUpgrade};
+
+pub(crate) fn router(feed: Arc<Feed>) -> Router {
+    let wsmon = feed.wsmon.clone();
+    Router::new()
+        .route(WS_ROUTE, get(ws_handler))
+        .route("/publish", post(publish))
+        .route("/metrics", wsmon.metrics_route())
+        .with_state(feed)
+        .layer(wsmon.layer())
+}
+
+async fn ws_handler(ws: WebSocketUpgrade, State(feed): State<Arc<Feed>>) -> Response {
+    ws.on_upgrade(move |socket| serve_socket(feed, socket))
+}
+
+async fn publish(State(feed): State<Arc<Feed>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(object)) => {
+            let seq = feed.hub.publish_object(object);
+            Json(json!({ "seq": seq })).into_response()
+        }
+        Ok(_) => (StatusCode::BAD_REQUEST, "expected a JSON object\n").into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, format!("invalid JSON: {err}\n")).into_response(),
+    }
+}
+
+fn is_head_request(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("op").and_then(|op| op.as_str().map(|s| s == "head")))
+        .unwrap_or(false)
+}
+
+async fn serve_socket(feed: Arc<Feed>, socket: WebSocket) {
+    let handle = socket.handle();
+    let (queue, mut outbound) = outbound_queue::<Outbound>(&handle, feed.config.queue);
+    let (id, head) = feed.hub.subscribe(queue.clone());
+    let (mut sink, mut stream) = socket.split();
+
+    let writer = async {
+        if !feed.config.first_payload_delay.is_zero() {
+            tokio::time::sleep(feed.config.first_payload_delay).await;
+        }
+        let snapshot = format!(r#"{{"type":"snapshot","seq":{head}}}"#);
+        if sink.send(Message::Text(snapshot.into())).await.is_err() {
+            return;
+        }
+        write_queued(&mut sink, &mut outbound, &handle).await;
+    };
+    let reader = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Message::Text(text) = &msg {
+                if is_head_request(text.as_str()) {
+                    let reply = format!(r#"{{"type":"head","seq":{}}}"#, feed.hub.head());
+                    queue.push(Outbound {
+                        msg: Message::Text(Utf8Bytes::from(reply)),
+                        stamp: None,
+                    });
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+    feed.hub.unsubscribe(id);
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn write_queued(
+    sink: &mut Sink,
+    outbound: &mut QueueReceiver<Outbound>,
+    handle: &crate::ConnectionHandle,
+) {
+    loop {
+        match outbound.recv().await {
+            Next::Message(item) => {
+                if let Some(stamp) = item.stamp {
+                    handle.stamp_next(stamp);
+                }
+                tokio::select! {
+                    sent = sink.send(item.msg) => if sent.is_err() { return },
+                    // A consumer too slow to drain its socket is evicted even mid-write.
+                    _ = outbound.evicted() => {
+                        let close = QueueReceiver::<Message>::eviction_close();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                        return;
+                    }
+                }
+            }
+            Next::Evicted => {
+                let close = QueueReceiver::<Message>::eviction_close();
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! [`WsMon`]: the handle an application builds once and shares with its router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::close_code::CloseCodeClassifier;
+use crate::heartbeat::Heartbeat;
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::sequencer::StampExtractor;
+use crate::socket::Instrumented;
+use crate::Error;
+
+/// The middleware: metrics, configuration and the shutdown signal, cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = prometheus::Registry::new();
+/// let wsmon = wsmon::WsMon::builder().route("/ws").build(&registry)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WsMon {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) metrics: Metrics,
+    pub(crate) registry: Registry,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) max_message_bytes: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) connection: ConnectionConfig,
+}
+
+/// What every instrumented connection of a [`WsMon`] shares.
+#[derive(Clone)]
+pub(crate) struct ConnectionConfig {
+    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) stamp_extractor: Option<StampExtractor>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Builds a [`WsMon`]. Every option has a default that works untouched.
+#[derive(Default)]
+pub struct WsMonBuilder {
+    routes: Vec<String>,
+    allowed_origins: Option<Vec<String>>,
+    max_message_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    heartbeat: Option<Heartbeat>,
+    stamp_extractor: Option<StampExtractor>,
+    close_code_allowlist: Vec<u16>,
+}
+
+impl WsMonBuilder {
+    /// Declares a WebSocket route template so its series exist at zero before its first
+    /// connection.
+    pub fn route(mut self, template: impl Into<String>) -> Self {
+        self.routes.push(template.into());
+        self
+    }
+
+    /// Allows upgrades only from this `Origin` (repeatable). Others get 403. Without any,
+    /// every origin is allowed.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins
+            .get_or_insert_with(Vec::new)
+            .push(origin.into());
+        self
+    }
+
+    /// Closes connections that send a message larger than this with 1009.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = Some(bytes);
+        self
+    }
+
+    /// Rejects upgrades with 503 while this many connections are live.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Sends server pings and closes peers that miss pongs.
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// Reads sequence and publish time from outgoing payloads (see [`crate::sequencer`]).
+    pub fn stamp_extractor(mut self, extractor: StampExtractor) -> Self {
+        self.stamp_extractor = Some(extractor);
+        self
+    }
+
+    /// Application close codes (3000–4999) to keep as their own `close_code` label value
+    /// instead of `3xxx`/`4xxx`.
+    pub fn close_code_allowlist(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.close_code_allowlist.extend(codes);
+        self
+    }
+
+    /// Registers the metrics in `registry` and returns the middleware.
+    pub fn build(self, registry: &Registry) -> Result<WsMon, Error> {
+        let classifier = CloseCodeClassifier::with_allowlist(self.close_code_allowlist);
+        let metrics = Metrics::register(registry, classifier).map_err(Error::Register)?;
+        for route in &self.routes {
+            metrics.route(route);
+        }
+        Ok(WsMon {
+            inner: Arc::new(Inner {
+                metrics,
+                registry: registry.clone(),
+                allowed_origins: self.allowed_origins,
+                max_message_bytes: self.max_message_bytes,
+                max_connections: self.max_connections,
+                connection: ConnectionConfig {
+                    heartbeat: self.heartbeat,
+                    stamp_extractor: self.stamp_extractor,
+                    shutdown: CancellationToken::new(),
+                },
+            }),
+        })
+    }
+}
+
+/// A route's handle, for reporting its head sequence.
+#[derive(Clone)]
+pub struct RouteHandle {
+    metrics: Arc<RouteMetrics>,
+}
+
+impl RouteHandle {
+    /// Reports the newest sequence published on this route.
+    pub fn set_head(&self, seq: u64) {
+        self.metrics.set_head(seq);
+    }
+
+    pub fn name(&self) -> &str {
+        self.metrics.name()
+    }
+}
+
+impl WsMon {
+    pub fn builder() -> WsMonBuilder {
+        WsMonBuilder::default()
+    }
+
+    /// The registry the metrics are registered in.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The handle of a route template.
+    pub fn route(&self, template: &str) -> RouteHandle {
+        RouteHandle {
+            metrics: self.inner.metrics.route(template),
+        }
+    }
+
+    /// Instruments a socket that was not upgraded through the axum extractor, such as a
+    /// tokio-tungstenite `WebSocketStream`, recording it under `route`.
+    pub fn instrument<S>(&self, route: &str, socket: S) -> Instrumented<S> {
+        Instrumented::new(
+            socket,
+            self.inner.metrics.route(route),
+            &self.inner.connection,
+        )
+    }
+
+    /// Live instrumented connections across all routes.
+    pub fn active_connections(&self) -> usize {
+        self.inner.metrics.active_connections()
+    }
+
+    /// Starts a graceful shutdown: every connection is sent a close with 1001 (Going Away)
+    /// the next time it is polled, and new upgrades are refused with 503.
+    pub fn shutdown(&self) {
+        self.inner.connection.shutdown.cancel();
+    }
+
+    /// True once [`WsMon::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.connection.shutdown.is_cancelled()
+    }
+
+    /// Calls [`WsMon::shutdown`] and waits until no connection is live or `timeout` passes.
+    /// Returns the number of connections still live.
+    pub async fn shutdown_and_wait(&self, timeout: Duration) -> usize {
+        self.shutdown();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let live = self.active_connections();
+            if live == 0 || tokio::time::Instant::now() >= deadline {
+                return live;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        crate::export::prometheus::render(&self.inner.registry)
+    }
+}

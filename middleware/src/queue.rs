@@ -1,0 +1,289 @@
+//! A bounded per-connection outbound queue that reports its depth, flags slow consumers and
+//! applies an overflow policy.
+//!
+//! The producer (a broadcast fan-out) never waits: [`QueueSender::push`] either queues, drops,
+//! or evicts the connection. The connection's writer task drains [`QueueReceiver::recv`].
+//! The lock is per connection, so producers for different connections never contend.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::close_code::{Initiator, TRY_AGAIN_LATER};
+use crate::frame::WsMessage;
+use crate::metrics::ConnShared;
+use crate::socket::ConnectionHandle;
+
+/// What to do when a push would exceed the queue's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Discard the oldest queued message to make room.
+    DropOldest,
+    /// Discard the message being pushed.
+    DropNewest,
+    /// Close the connection with 1013 (Try Again Later).
+    Disconnect,
+}
+
+/// Queue limits. A connection above the high-water mark counts as a slow consumer; a push
+/// beyond the capacity overflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub capacity_messages: usize,
+    pub capacity_bytes: usize,
+    pub high_water_messages: usize,
+    pub high_water_bytes: usize,
+    pub policy: OverflowPolicy,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            capacity_messages: 1024,
+            capacity_bytes: 8 << 20,
+            high_water_messages: 768,
+            high_water_bytes: 6 << 20,
+            policy: OverflowPolicy::Disconnect,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Capacity in messages; the high-water mark is set to three quarters of it.
+    pub fn capacity(mut self, messages: usize) -> Self {
+        self.capacity_messages = messages.max(1);
+        self.high_water_messages = (messages * 3 / 4).max(1);
+        self
+    }
+
+    pub fn policy(mut self, policy: OverflowPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// A message that can be queued: its size in bytes counts against the byte limits.
+pub trait QueueItem {
+    fn queued_bytes(&self) -> usize;
+}
+
+impl<M: WsMessage> QueueItem for M {
+    fn queued_bytes(&self) -> usize {
+        self.payload().len()
+    }
+}
+
+/// The result of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Queued after discarding the oldest message.
+    DroppedOldest,
+    /// The pushed message was discarded.
+    DroppedNewest,
+    /// The connection was evicted with 1013; the receiver ends.
+    Evicted,
+    /// The receiver is gone.
+    Closed,
+}
+
+struct State<M> {
+    items: VecDeque<M>,
+    bytes: usize,
+    evicted: bool,
+    closed: bool,
+}
+
+struct Shared<M> {
+    state: Mutex<State<M>>,
+    notify: Notify,
+    config: QueueConfig,
+    conn: Arc<ConnShared>,
+}
+
+/// The producer side; cheap to clone.
+pub struct QueueSender<M> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M> Clone for QueueSender<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The consumer side, owned by the connection's writer task.
+pub struct QueueReceiver<M> {
+    shared: Arc<Shared<M>>,
+}
+
+/// Creates the outbound queue of the connection behind `handle`.
+pub fn outbound_queue<M: QueueItem>(
+    handle: &ConnectionHandle,
+    config: QueueConfig,
+) -> (QueueSender<M>, QueueReceiver<M>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            // Allocated once up front so steady-state pushes do not allocate.
+            items: VecDeque::with_capacity(config.capacity_messages.min(4096)),
+            bytes: 0,
+            evicted: false,
+            closed: false,
+        }),
+        notify: Notify::new(),
+        config,
+        conn: handle.shared().clone(),
+    });
+    (
+        QueueSender {
+            shared: shared.clone(),
+        },
+        QueueReceiver { shared },
+    )
+}
+
+impl<M: QueueItem> QueueSender<M> {
+    /// Queues `msg` without waiting, applying the overflow policy when full.
+    pub fn push(&self, msg: M) -> Pushed {
+        let s = &*self.shared;
+        let cfg = &s.config;
+        let size = msg.queued_bytes();
+        let route = &s.conn.route;
+        let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed || state.evicted {
+            return Pushed::Closed;
+        }
+        let over = |st: &State<M>| {
+            st.items.len() + 1 > cfg.capacity_messages || st.bytes + size > cfg.capacity_bytes
+        };
+        let mut result = Pushed::Queued;
+        if over(&state) {
+            match cfg.policy {
+                OverflowPolicy::DropNewest => {
+                    route.overflow_drop.inc();
+                    return Pushed::DroppedNewest;
+                }
+                OverflowPolicy::DropOldest => {
+                    while over(&state) {
+                        let Some(old) = state.items.pop_front() else {
+                            break;
+                        };
+                        state.bytes -= old.queued_bytes();
+                    }
+                    route.overflow_drop.inc();
+                    result = Pushed::DroppedOldest;
+                }
+                OverflowPolicy::Disconnect => {
+                    state.evicted = true;
+                    state.items.clear();
+                    state.bytes = 0;
+                    drop(state);
+                    route.overflow_disconnect.inc();
+                    s.conn.record_close(Initiator::Server, TRY_AGAIN_LATER);
+                    s.conn.queue_messages.store(0, Relaxed);
+                    s.conn.slow.store(false, Relaxed);
+                    // Both `recv` and `evicted` may be waiting.
+                    s.notify.notify_waiters();
+                    return Pushed::Evicted;
+                }
+            }
+        }
+        state.items.push_back(msg);
+        state.bytes += size;
+        let depth = state.items.len();
+        let slow = depth > cfg.high_water_messages || state.bytes > cfg.high_water_bytes;
+        drop(state);
+        route.queue_depth.observe(depth as f64);
+        s.conn.queue_messages.store(depth as u64, Relaxed);
+        s.conn.slow.store(slow, Relaxed);
+        s.notify.notify_one();
+        result
+    }
+
+    /// True once the receiver is gone or the connection was evicted.
+    pub fn is_closed(&self) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed || state.evicted
+    }
+}
+
+/// What the writer task gets next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<M> {
+    Message(M),
+    /// The connection overflowed under [`OverflowPolicy::Disconnect`]: send a close with
+    /// 1013 (already counted) and end the connection.
+    Evicted,
+}
+
+impl<M: QueueItem> QueueReceiver<M> {
+    /// Waits for the next message. Eviction takes priority over queued messages.
+    pub async fn recv(&mut self) -> Next<M> {
+        let shared = self.shared.clone();
+        loop {
+            let notified = shared.notify.notified();
+            if let Some(next) = self.try_recv() {
+                return next;
+            }
+            notified.await;
+        }
+    }
+
+    /// The next message if one is ready.
+    pub fn try_recv(&mut self) -> Option<Next<M>> {
+        let s = &*self.shared;
+        let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.evicted {
+            return Some(Next::Evicted);
+        }
+        let msg = state.items.pop_front()?;
+        state.bytes -= msg.queued_bytes();
+        let depth = state.items.len();
+        let slow = depth > s.config.high_water_messages || state.bytes > s.config.high_water_bytes;
+        drop(state);
+        s.conn.queue_messages.store(depth as u64, Relaxed);
+        s.conn.slow.store(slow, Relaxed);
+        Some(Next::Message(msg))
+    }
+
+    /// Resolves once the connection is evicted; for racing against a blocked socket write.
+    pub async fn evicted(&self) {
+        loop {
+            let notified = self.shared.notify.notified();
+            if self
+                .shared
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .evicted
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The close message a writer sends on eviction.
+    pub fn eviction_close() -> M
+    where
+        M: WsMessage,
+    {
+        M::close(TRY_AGAIN_LATER, "outbound queue overflow")
+    }
+}
+
+impl<M> Drop for QueueReceiver<M> {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        state.items.clear();
+        state.bytes = 0;
+        drop(state);
+        self.shared.conn.queue_messages.store(0, Relaxed);
+        self.shared.conn.slow.store(false, Relaxed);
+    }
+}
