@@ -1,0 +1,256 @@
+//! Shared helpers for the black-box middleware tests: test servers, clients and a scrape
+//! reader.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::Path;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use prometheus::Registry;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsmon::feed::{self, Feed, FeedConfig};
+use wsmon::{WebSocketUpgrade, WsMon, WsMonBuilder};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An in-process example feed with its own registry.
+pub struct FeedServer {
+    pub addr: SocketAddr,
+    pub feed: Arc<Feed>,
+    pub registry: Registry,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn start_feed(config: FeedConfig) -> FeedServer {
+    let registry = Registry::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, feed, _task) =
+        feed::spawn("127.0.0.1:0".parse().unwrap(), config, &registry, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("feed starts");
+    FeedServer {
+        addr,
+        feed,
+        registry,
+        _stop: stop,
+    }
+}
+
+impl FeedServer {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn metrics(&self) -> Scrape {
+        Scrape::of(&self.registry)
+    }
+}
+
+/// An echo server with the wsmon layer:
+/// - `/echo` echoes every data message;
+/// - `/close/{code}` closes from the server with `code` right after the upgrade;
+/// - `/silent` upgrades and only reads.
+pub struct EchoServer {
+    pub addr: SocketAddr,
+    pub wsmon: WsMon,
+    pub registry: Registry,
+}
+
+async fn echo(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|mut socket| async move {
+        while let Some(Ok(msg)) = socket.recv().await {
+            let reply = match msg {
+                Message::Text(_) | Message::Binary(_) => msg,
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+async fn close_with(ws: WebSocketUpgrade, Path(code): Path<u16>) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let frame = CloseFrame {
+            code,
+            reason: "bye".into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+}
+
+async fn silent(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
+}
+
+pub async fn start_echo(builder: WsMonBuilder) -> EchoServer {
+    let registry = Registry::new();
+    let wsmon = builder
+        .route("/echo")
+        .route("/close/{code}")
+        .route("/silent")
+        .build(&registry)
+        .expect("wsmon builds");
+    let app = Router::new()
+        .route("/echo", get(echo))
+        .route("/close/{code}", get(close_with))
+        .route("/silent", get(silent))
+        .route("/metrics", wsmon.metrics_route())
+        .layer(wsmon.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    EchoServer {
+        addr,
+        wsmon,
+        registry,
+    }
+}
+
+impl EchoServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn metrics(&self) -> Scrape {
+        Scrape::of(&self.registry)
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, response) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("connect in time")
+    .expect("handshake succeeds");
+    assert_eq!(response.status(), 101);
+    client
+}
+
+/// Connects with an extra request header; returns the handshake error status if refused.
+pub async fn connect_with_header(
+    url: &str,
+    name: &'static str,
+    value: &str,
+) -> Result<Client, u16> {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(name, value.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((client, _)) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("unexpected handshake error: {other}"),
+    }
+}
+
+/// A parsed Prometheus text scrape.
+pub struct Scrape {
+    pub text: String,
+}
+
+impl Scrape {
+    pub fn of(registry: &Registry) -> Self {
+        Self {
+            text: wsmon::export::prometheus::render(registry),
+        }
+    }
+
+    /// The value of the series `name` whose labels include every pair in `labels`, summed
+    /// over matching series (0 when none match).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name)
+            .filter(|(l, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// `(label block, value)` for every sample of `name`.
+    pub fn series<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+        self.text.lines().filter_map(move |line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
+                let end = rest.rfind('}')?;
+                (&rest[..end], rest[end + 1..].trim())
+            } else if rest.starts_with(' ') {
+                ("", rest.trim())
+            } else {
+                return None;
+            };
+            Some((labels, value.parse().ok()?))
+        })
+    }
+
+    /// Number of sample lines whose name starts with `prefix`.
+    pub fn sample_count(&self, prefix: &str) -> usize {
+        self.text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+            .count()
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes; panics with `what` on timeout.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the scrape value of `name{labels}` equals `expected`, then asserts it.
+pub async fn expect_value(
+    scrape: impl Fn() -> Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+    expected: f64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = scrape().value(name, labels);
+        if got == expected {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("{name}{labels:?} = {got}, expected {expected}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}

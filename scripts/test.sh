@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotently), then runs every test.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+  log "installing Python websockets (foreign client for the tests)"
+  python3 -m pip install --quiet --disable-pip-version-check 'websockets>=12'
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo test (workspace)"
+# One test thread per binary keeps socket-heavy tests from starving each other on 2 cores.
+cargo test --workspace --all-targets -- --test-threads=2
