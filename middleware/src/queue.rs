@@ -287,3 +287,113 @@ impl<M> Drop for QueueReceiver<M> {
         self.shared.conn.slow.store(false, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::socket::ConnectionHandle;
+
+    fn handle() -> (prometheus::Registry, ConnectionHandle) {
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::register(&registry, Default::default()).unwrap();
+        let shared = metrics.route("/q").register_connection();
+        (registry, ConnectionHandle::from_shared(shared))
+    }
+
+    fn text(s: &str) -> tokio_tungstenite::tungstenite::Message {
+        tokio_tungstenite::tungstenite::Message::text(s)
+    }
+
+    fn drain(rx: &mut QueueReceiver<tokio_tungstenite::tungstenite::Message>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(Next::Message(m)) = rx.try_recv() {
+            out.push(m.into_text().unwrap().to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_first_messages() {
+        let (_r, h) = handle();
+        let (tx, mut rx) = outbound_queue(
+            &h,
+            QueueConfig::default()
+                .capacity(2)
+                .policy(OverflowPolicy::DropNewest),
+        );
+        assert_eq!(tx.push(text("a")), Pushed::Queued);
+        assert_eq!(tx.push(text("b")), Pushed::Queued);
+        assert_eq!(tx.push(text("c")), Pushed::DroppedNewest);
+        assert_eq!(drain(&mut rx), ["a", "b"]);
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest_messages() {
+        let (_r, h) = handle();
+        let (tx, mut rx) = outbound_queue(
+            &h,
+            QueueConfig::default()
+                .capacity(2)
+                .policy(OverflowPolicy::DropOldest),
+        );
+        for m in ["a", "b", "c", "d"] {
+            tx.push(text(m));
+        }
+        assert_eq!(drain(&mut rx), ["c", "d"]);
+    }
+
+    #[test]
+    fn byte_capacity_is_enforced_as_well_as_message_capacity() {
+        let (_r, h) = handle();
+        let config = QueueConfig {
+            capacity_bytes: 10,
+            high_water_bytes: 5,
+            ..QueueConfig::default().policy(OverflowPolicy::DropNewest)
+        };
+        let (tx, mut rx) = outbound_queue(&h, config);
+        assert_eq!(tx.push(text("123456")), Pushed::Queued);
+        assert!(
+            h.shared().slow.load(Relaxed),
+            "above the byte high-water mark"
+        );
+        assert_eq!(tx.push(text("123456")), Pushed::DroppedNewest);
+        assert_eq!(drain(&mut rx), ["123456"]);
+        assert!(!h.shared().slow.load(Relaxed));
+    }
+
+    #[test]
+    fn disconnect_policy_evicts_once_and_records_1013() {
+        let (registry, h) = handle();
+        let (tx, mut rx) = outbound_queue(&h, QueueConfig::default().capacity(1));
+        assert_eq!(tx.push(text("a")), Pushed::Queued);
+        assert_eq!(tx.push(text("b")), Pushed::Evicted);
+        assert_eq!(tx.push(text("c")), Pushed::Closed);
+        assert_eq!(
+            rx.try_recv(),
+            Some(Next::Evicted),
+            "eviction preempts queued messages"
+        );
+        let text = crate::export::prometheus::render(&registry);
+        assert!(text.contains(
+            r#"websocket_server_closes_total{close_code="1013",initiator="server",route="/q"} 1"#
+        ));
+        assert!(text.contains(
+            r#"websocket_server_outbound_overflows_total{action="disconnect",route="/q"} 1"#
+        ));
+    }
+
+    #[test]
+    fn queue_depth_is_visible_to_the_scrape_and_cleared_on_drop() {
+        let (_r, h) = handle();
+        let (tx, rx) = outbound_queue(&h, QueueConfig::default().capacity(8));
+        for _ in 0..7 {
+            tx.push(text("x"));
+        }
+        assert_eq!(h.shared().queue_messages.load(Relaxed), 7);
+        assert!(h.shared().slow.load(Relaxed), "7 > high-water mark of 6");
+        drop(rx);
+        assert_eq!(h.shared().queue_messages.load(Relaxed), 0);
+        assert_eq!(tx.push(text("x")), Pushed::Closed);
+    }
+}

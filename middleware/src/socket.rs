@@ -73,6 +73,11 @@ impl ConnectionHandle {
     pub(crate) fn shared(&self) -> &Arc<ConnShared> {
         &self.shared
     }
+
+    #[cfg(test)]
+    pub(crate) fn from_shared(shared: Arc<ConnShared>) -> Self {
+        Self { shared }
+    }
 }
 
 impl<S> Instrumented<S> {
@@ -135,20 +140,50 @@ where
     /// Queues a control frame the wrapper itself originates, if the sink has room now.
     fn send_control(&mut self, cx: &mut Context<'_>, msg: M) {
         if let Poll::Ready(Ok(())) = Pin::new(&mut self.inner).poll_ready(cx) {
-            self.conn.on_send(&msg);
+            let out = self.conn.describe(&msg);
             if Pin::new(&mut self.inner).start_send(msg).is_ok() {
+                if let Some(out) = out {
+                    self.conn.on_sent(out);
+                }
                 let _ = Pin::new(&mut self.inner).poll_flush(cx);
             }
         }
     }
 }
 
+/// What a send records, taken before the message moves into the sink.
+struct Outgoing {
+    frame_type: FrameType,
+    payload_len: usize,
+    close_code: Option<u16>,
+    stamp: Option<Stamp>,
+}
+
 impl Connection {
     #[inline]
-    fn on_send<M: WsMessage>(&mut self, msg: &M) {
-        let Some(t) = msg.frame_type() else { return };
+    fn describe<M: WsMessage>(&self, msg: &M) -> Option<Outgoing> {
+        let frame_type = msg.frame_type()?;
         let payload = msg.payload();
-        self.route.count_transmitted(t, payload.len());
+        let stamp = if frame_type.is_data() {
+            self.shared
+                .take_stamp()
+                .or_else(|| self.stamp_extractor.as_ref().and_then(|x| x(payload)))
+        } else {
+            None
+        };
+        Some(Outgoing {
+            frame_type,
+            payload_len: payload.len(),
+            close_code: msg.close_code(),
+            stamp,
+        })
+    }
+
+    /// Records a frame the sink accepted; frames it refused were never sent.
+    #[inline]
+    fn on_sent(&mut self, out: Outgoing) {
+        let t = out.frame_type;
+        self.route.count_transmitted(t, out.payload_len);
         if t.is_data() {
             if !self.sent_payload {
                 self.sent_payload = true;
@@ -156,16 +191,12 @@ impl Connection {
                     .first_payload
                     .observe(self.upgraded_at.elapsed().as_secs_f64());
             }
-            let stamp = self
-                .shared
-                .take_stamp()
-                .or_else(|| self.stamp_extractor.as_ref().and_then(|x| x(payload)));
-            if let Some(stamp) = stamp {
+            if let Some(stamp) = out.stamp {
                 self.route.record_stamp(stamp);
             }
         } else if t == FrameType::Close {
             self.close_sent = true;
-            let code = msg.close_code().unwrap_or(close_code::NO_STATUS);
+            let code = out.close_code.unwrap_or(close_code::NO_STATUS);
             // A reply to the client's close is already recorded as the client's.
             self.shared.record_close(Initiator::Server, code);
         }
@@ -291,8 +322,12 @@ where
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: M) -> Result<(), E> {
-        self.conn.on_send(&msg);
-        Pin::new(&mut self.inner).start_send(msg)
+        let out = self.conn.describe(&msg);
+        Pin::new(&mut self.inner).start_send(msg)?;
+        if let Some(out) = out {
+            self.conn.on_sent(out);
+        }
+        Ok(())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
