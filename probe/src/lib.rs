@@ -1,0 +1,14 @@
+//! # wsmon-probe: canary streams that measure end-to-end freshness
+//!
+//! The prober answers from outside: is this stream alive, up to date and fast, as a client
+//! sees it? Each canary holds one WebSocket and checks a first payload, a sequence that must
+//! not skip, a head it can ask for, and nonces it publishes and must see arrive.
+//!
+//! The binary (`wsmon-probe once|daemon|check|demo`) is the main interface; this library
+//! exposes the same pieces for tests and embedding. See `docs/probe.md`.
+
+pub mod backoff;
+pub mod config;
+pub mod failure;
+pub mod measure;
+pub mod yaml;

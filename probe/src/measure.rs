@@ -1,0 +1,598 @@
+//! The measurement rules, free of I/O: sequence tracking, stalls, freshness, nonces and the
+//! verdict. The canary feeds these with receive times; everything here is tested without sockets.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::config::TimeUnit;
+use crate::failure::FailureReason;
+
+/// A latency distribution with microsecond resolution, 1µs to one hour, 3 significant digits.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Histogram<u64>);
+
+/// Quantiles of a [`LatencyHistogram`], in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+const MAX_MICROS: u64 = 3_600_000_000;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self(Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static bounds are valid"))
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS);
+        self.0.saturating_record(us.clamp(1, MAX_MICROS));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        if self.0.is_empty() {
+            return LatencySummary::default();
+        }
+        let secs = |us: u64| us as f64 / 1e6;
+        LatencySummary {
+            count: self.0.len(),
+            p50: secs(self.0.value_at_quantile(0.5)),
+            p99: secs(self.0.value_at_quantile(0.99)),
+            max: secs(self.0.max()),
+        }
+    }
+}
+
+/// Counters changed by one observation, to be added to metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SequenceDelta {
+    pub gaps: u64,
+    pub missed: u64,
+    pub duplicates: u64,
+    pub reorders: u64,
+}
+
+impl SequenceDelta {
+    fn add(&mut self, other: SequenceDelta) {
+        self.gaps += other.gaps;
+        self.missed += other.missed;
+        self.duplicates += other.duplicates;
+        self.reorders += other.reorders;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PendingGap {
+    /// Missing sequences `start..=end`.
+    start: u64,
+    end: u64,
+    /// Late arrivals inside the range; at most `reorder_window` of them.
+    filled: Vec<u64>,
+    /// Messages seen since the gap opened.
+    age: u32,
+}
+
+impl PendingGap {
+    fn remaining(&self) -> u64 {
+        self.end - self.start + 1 - self.filled.len() as u64
+    }
+}
+
+/// Confirmed-missing ranges remembered so that a very late arrival is a reorder, not a duplicate.
+const REMEMBERED_MISSING: usize = 64;
+
+/// Tracks a stream's sequence numbers.
+///
+/// - A skip opens a *pending* gap; messages that fill it within `reorder_window` further
+///   messages count as reorders, and a gap filled completely is no gap.
+/// - A gap is confirmed (counted once, with its unfilled size added to `missed`) when the window
+///   passes or the stream ends ([`SequenceTracker::flush`]).
+/// - A sequence at or below the highest seen that fills nothing is a duplicate.
+/// - After a reconnect without resume, [`SequenceTracker::new_baseline`] makes the next sequence
+///   a fresh start; with resume the tracker simply continues, so the replay must fill the hole
+///   exactly and anything replayed twice is a duplicate.
+#[derive(Debug, Clone)]
+pub struct SequenceTracker {
+    reorder_window: u32,
+    highest: Option<u64>,
+    pending: VecDeque<PendingGap>,
+    missing: VecDeque<(u64, u64)>,
+    totals: SequenceDelta,
+}
+
+impl SequenceTracker {
+    pub fn new(reorder_window: u32) -> Self {
+        Self {
+            reorder_window,
+            highest: None,
+            pending: VecDeque::new(),
+            missing: VecDeque::new(),
+            totals: SequenceDelta::default(),
+        }
+    }
+
+    /// The highest sequence received, used for `{{last_seq}}` and head lag.
+    pub fn last(&self) -> Option<u64> {
+        self.highest
+    }
+
+    pub fn totals(&self) -> SequenceDelta {
+        self.totals
+    }
+
+    pub fn observe(&mut self, seq: u64) -> SequenceDelta {
+        let mut delta = SequenceDelta::default();
+        for gap in &mut self.pending {
+            gap.age = gap.age.saturating_add(1);
+        }
+        match self.highest {
+            None => self.highest = Some(seq),
+            Some(h) if seq == h + 1 => self.highest = Some(seq),
+            Some(h) if seq > h + 1 => {
+                self.pending.push_back(PendingGap {
+                    start: h + 1,
+                    end: seq - 1,
+                    filled: Vec::new(),
+                    age: 0,
+                });
+                self.highest = Some(seq);
+            }
+            Some(_) => {
+                if let Some(gap) = self
+                    .pending
+                    .iter_mut()
+                    .find(|g| (g.start..=g.end).contains(&seq))
+                {
+                    if gap.filled.contains(&seq) {
+                        delta.duplicates += 1;
+                    } else {
+                        gap.filled.push(seq);
+                        delta.reorders += 1;
+                    }
+                } else if self.missing.iter().any(|(s, e)| (*s..=*e).contains(&seq)) {
+                    delta.reorders += 1;
+                    self.missing
+                        .retain(|(s, e)| !(*s..=*e).contains(&seq) || s != e);
+                } else {
+                    delta.duplicates += 1;
+                }
+            }
+        }
+        // A completely filled gap was only a reordering.
+        self.pending.retain(|g| g.remaining() > 0);
+        let window = self.reorder_window;
+        while self.pending.front().is_some_and(|g| g.age >= window) {
+            let gap = self.pending.pop_front().expect("checked");
+            delta.add(self.confirm(gap));
+        }
+        self.totals.add(delta);
+        delta
+    }
+
+    fn confirm(&mut self, gap: PendingGap) -> SequenceDelta {
+        if self.missing.len() == REMEMBERED_MISSING {
+            self.missing.pop_front();
+        }
+        self.missing.push_back((gap.start, gap.end));
+        SequenceDelta {
+            gaps: 1,
+            missed: gap.remaining(),
+            ..SequenceDelta::default()
+        }
+    }
+
+    /// Confirms every pending gap: the stream ended, so nothing more can fill them.
+    pub fn flush(&mut self) -> SequenceDelta {
+        let mut delta = SequenceDelta::default();
+        while let Some(gap) = self.pending.pop_front() {
+            delta.add(self.confirm(gap));
+        }
+        self.totals.add(delta);
+        delta
+    }
+
+    /// After a reconnect without resume: pending gaps are confirmed, and the next sequence
+    /// is a new baseline rather than a gap.
+    pub fn new_baseline(&mut self) -> SequenceDelta {
+        let delta = self.flush();
+        self.highest = None;
+        self.missing.clear();
+        delta
+    }
+}
+
+/// Detects silences longer than `max_silence`, once per silence.
+#[derive(Debug, Clone)]
+pub struct StallDetector {
+    max_silence: Duration,
+    last_message: Instant,
+    stalled: bool,
+}
+
+impl StallDetector {
+    pub fn new(max_silence: Duration, now: Instant) -> Self {
+        Self {
+            max_silence,
+            last_message: now,
+            stalled: false,
+        }
+    }
+
+    /// A message arrived; ends any stall.
+    pub fn on_message(&mut self, now: Instant) {
+        self.last_message = now;
+        self.stalled = false;
+    }
+
+    /// True exactly once when a silence crosses `max_silence`.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        if !self.stalled && now.saturating_duration_since(self.last_message) > self.max_silence {
+            self.stalled = true;
+            return true;
+        }
+        false
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// When the current silence becomes a stall.
+    pub fn deadline(&self) -> Instant {
+        self.last_message + self.max_silence + Duration::from_millis(1)
+    }
+}
+
+/// Reads an unsigned sequence (a JSON number or numeric string) at `pointer`.
+pub fn u64_at(value: &Value, pointer: &str) -> Option<u64> {
+    match value.pointer(pointer)? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads the value at `pointer` as text, for nonce and reply matching.
+pub fn text_at(value: &Value, pointer: &str) -> Option<String> {
+    match value.pointer(pointer)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Receive time minus the server's timestamp at `pointer`, in seconds. Negative when the
+/// server's clock is ahead of ours: freshness from a server timestamp includes clock skew.
+pub fn freshness_seconds(
+    received: SystemTime,
+    value: &Value,
+    pointer: &str,
+    unit: TimeUnit,
+) -> Option<f64> {
+    let ts = match value.pointer(pointer)? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.parse::<f64>().ok()?,
+        _ => return None,
+    };
+    let ts_secs = match unit {
+        TimeUnit::Seconds => ts,
+        TimeUnit::Millis => ts / 1e3,
+        TimeUnit::Micros => ts / 1e6,
+        TimeUnit::Nanos => ts / 1e9,
+    };
+    let now = received.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    let f = now - ts_secs;
+    f.is_finite().then_some(f)
+}
+
+/// Nonces published and not yet seen on the stream.
+#[derive(Debug, Default)]
+pub struct NonceTracker {
+    pending: HashMap<String, Instant>,
+}
+
+impl NonceTracker {
+    pub fn published(&mut self, nonce: String, at: Instant) {
+        self.pending.insert(nonce, at);
+    }
+
+    /// The publish-to-receive time if `nonce` was ours and still pending.
+    pub fn observe(&mut self, nonce: &str, received: Instant) -> Option<Duration> {
+        self.pending
+            .remove(nonce)
+            .map(|at| received.saturating_duration_since(at))
+    }
+
+    /// Drops nonces older than `timeout`; returns how many timed out.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+        let before = self.pending.len();
+        self.pending
+            .retain(|_, at| now.saturating_duration_since(*at) <= timeout);
+        before - self.pending.len()
+    }
+
+    /// When the oldest pending nonce times out.
+    pub fn deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.pending
+            .values()
+            .min()
+            .map(|at| *at + timeout + Duration::from_millis(1))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// One fault, with a human detail that may contain server-supplied text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub reason: FailureReason,
+    pub detail: String,
+}
+
+/// The run's verdict: the first fault wins; later faults are counted but do not replace it.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    first: Option<Fault>,
+}
+
+impl Verdict {
+    /// Records a fault; returns true if it became the verdict.
+    pub fn fault(&mut self, reason: FailureReason, detail: impl Into<String>) -> bool {
+        if self.first.is_some() {
+            return false;
+        }
+        self.first = Some(Fault {
+            reason,
+            detail: detail.into(),
+        });
+        true
+    }
+
+    pub fn first(&self) -> Option<&Fault> {
+        self.first.as_ref()
+    }
+
+    pub fn success(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(window: u32, seqs: &[u64]) -> SequenceTracker {
+        let mut t = SequenceTracker::new(window);
+        for s in seqs {
+            t.observe(*s);
+        }
+        t
+    }
+
+    fn totals(window: u32, seqs: &[u64]) -> (u64, u64, u64, u64) {
+        let mut t = run(window, seqs);
+        t.flush();
+        let d = t.totals();
+        (d.gaps, d.missed, d.duplicates, d.reorders)
+    }
+
+    #[test]
+    fn consecutive_sequences_have_no_faults() {
+        assert_eq!(totals(4, &[5, 6, 7, 8]), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn the_first_sequence_is_a_baseline_not_a_gap() {
+        assert_eq!(totals(4, &[1000, 1001]), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_gap_is_counted_once_with_its_size_in_missed() {
+        assert_eq!(totals(0, &[1, 2, 6, 7]), (1, 3, 0, 0));
+        assert_eq!(totals(4, &[1, 2, 6, 7]), (1, 3, 0, 0));
+    }
+
+    #[test]
+    fn missed_messages_sum_over_gaps() {
+        assert_eq!(totals(0, &[1, 3, 4, 10, 11, 13]), (3, 1 + 5 + 1, 0, 0));
+    }
+
+    #[test]
+    fn a_gap_is_confirmed_after_the_reorder_window() {
+        let mut t = SequenceTracker::new(2);
+        assert_eq!(t.observe(1).gaps, 0);
+        assert_eq!(t.observe(3).gaps, 0);
+        assert_eq!(t.observe(4).gaps, 0);
+        let d = t.observe(5);
+        assert_eq!((d.gaps, d.missed), (1, 1));
+        assert_eq!(t.flush(), SequenceDelta::default(), "counted once");
+    }
+
+    #[test]
+    fn a_late_fill_within_the_window_is_a_reorder_not_a_gap() {
+        assert_eq!(totals(4, &[1, 2, 4, 3, 5]), (0, 0, 0, 1));
+        assert_eq!(totals(4, &[1, 5, 3, 2, 4, 6]), (0, 0, 0, 3));
+    }
+
+    #[test]
+    fn a_partly_filled_gap_counts_what_stayed_missing() {
+        assert_eq!(totals(4, &[1, 5, 3, 6]), (1, 2, 0, 1));
+    }
+
+    #[test]
+    fn a_fill_after_confirmation_is_a_reorder() {
+        assert_eq!(totals(0, &[1, 3, 2]), (1, 1, 0, 1));
+    }
+
+    #[test]
+    fn a_repeated_sequence_is_a_duplicate() {
+        assert_eq!(totals(4, &[1, 2, 2, 3, 1]), (0, 0, 2, 0));
+    }
+
+    #[test]
+    fn a_repeated_late_fill_is_a_duplicate() {
+        assert_eq!(totals(4, &[1, 3, 2, 2, 4]), (0, 0, 1, 1));
+    }
+
+    #[test]
+    fn reconnect_without_resume_starts_a_new_baseline() {
+        let mut t = run(4, &[1, 2, 3]);
+        t.new_baseline();
+        t.observe(50);
+        t.observe(51);
+        t.flush();
+        assert_eq!(t.totals(), SequenceDelta::default());
+        assert_eq!(t.last(), Some(51));
+    }
+
+    #[test]
+    fn new_baseline_confirms_pending_gaps() {
+        let mut t = run(4, &[1, 4]);
+        let d = t.new_baseline();
+        assert_eq!((d.gaps, d.missed), (1, 2));
+    }
+
+    #[test]
+    fn resume_replay_that_fills_exactly_is_clean() {
+        // Held 1..=3, reconnected with resume from 3, the server replays 4.. onwards.
+        assert_eq!(totals(4, &[1, 2, 3, 4, 5, 6]), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn resume_replay_from_too_early_counts_duplicates() {
+        // Resumed from 3, but the server replays from 2.
+        assert_eq!(totals(4, &[1, 2, 3, 2, 3, 4, 5]), (0, 0, 2, 0));
+    }
+
+    #[test]
+    fn resume_replay_that_starts_late_is_a_gap() {
+        assert_eq!(totals(4, &[1, 2, 3, 6, 7, 8, 9, 10]), (1, 2, 0, 0));
+    }
+
+    #[test]
+    fn remembered_missing_ranges_are_bounded() {
+        let mut t = SequenceTracker::new(0);
+        for i in 0..1000u64 {
+            t.observe(i * 2);
+        }
+        assert!(t.missing.len() <= REMEMBERED_MISSING);
+        assert_eq!(t.totals().gaps, 999);
+    }
+
+    #[test]
+    fn a_stall_is_reported_once_per_silence() {
+        let t0 = Instant::now();
+        let mut s = StallDetector::new(Duration::from_secs(1), t0);
+        assert!(!s.poll(t0 + Duration::from_millis(999)));
+        assert!(s.poll(t0 + Duration::from_millis(1001)));
+        assert!(!s.poll(t0 + Duration::from_secs(5)), "same silence");
+        assert!(s.is_stalled());
+        s.on_message(t0 + Duration::from_secs(6));
+        assert!(!s.is_stalled());
+        assert!(s.poll(t0 + Duration::from_millis(7001)), "a new silence");
+    }
+
+    #[test]
+    fn freshness_is_receive_time_minus_timestamp_in_any_unit() {
+        let recv = UNIX_EPOCH + Duration::from_millis(10_250);
+        let v: Value =
+            serde_json::json!({"ts": 10_000, "s": 10.0, "us": 10_000_000u64, "str": "10000"});
+        let f = |p, u| freshness_seconds(recv, &v, p, u).unwrap();
+        assert!((f("/ts", TimeUnit::Millis) - 0.25).abs() < 1e-9);
+        assert!((f("/s", TimeUnit::Seconds) - 0.25).abs() < 1e-9);
+        assert!((f("/us", TimeUnit::Micros) - 0.25).abs() < 1e-9);
+        assert!((f("/str", TimeUnit::Millis) - 0.25).abs() < 1e-9);
+        assert_eq!(
+            freshness_seconds(recv, &v, "/missing", TimeUnit::Millis),
+            None
+        );
+    }
+
+    #[test]
+    fn a_server_clock_ahead_gives_negative_freshness() {
+        let recv = UNIX_EPOCH + Duration::from_secs(10);
+        let v = serde_json::json!({"ts": 11_000});
+        assert!(freshness_seconds(recv, &v, "/ts", TimeUnit::Millis).unwrap() < 0.0);
+    }
+
+    #[test]
+    fn sequences_read_from_numbers_and_numeric_strings() {
+        let v = serde_json::json!({"a": 5, "b": "6", "c": -1, "d": 1.5, "e": {"f": 7}});
+        assert_eq!(u64_at(&v, "/a"), Some(5));
+        assert_eq!(u64_at(&v, "/b"), Some(6));
+        assert_eq!(u64_at(&v, "/c"), None);
+        assert_eq!(u64_at(&v, "/d"), None);
+        assert_eq!(u64_at(&v, "/e/f"), Some(7));
+    }
+
+    #[test]
+    fn nonces_match_once_and_expire() {
+        let t0 = Instant::now();
+        let mut n = NonceTracker::default();
+        n.published("a".into(), t0);
+        n.published("b".into(), t0);
+        assert_eq!(
+            n.observe("a", t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
+        assert_eq!(n.observe("a", t0 + Duration::from_millis(40)), None, "once");
+        assert_eq!(n.observe("zzz", t0), None, "not ours");
+        assert_eq!(
+            n.expire(t0 + Duration::from_secs(1), Duration::from_secs(2)),
+            0
+        );
+        assert_eq!(
+            n.expire(t0 + Duration::from_secs(3), Duration::from_secs(2)),
+            1
+        );
+        assert!(n.is_empty());
+    }
+
+    #[test]
+    fn the_first_fault_is_the_verdict() {
+        let mut v = Verdict::default();
+        assert!(v.success());
+        assert!(v.fault(FailureReason::SequenceGap, "gap"));
+        assert!(!v.fault(FailureReason::Closed, "closed"));
+        assert_eq!(v.first().unwrap().reason, FailureReason::SequenceGap);
+        assert!(!v.success());
+    }
+
+    #[test]
+    fn latencies_keep_microseconds() {
+        let mut h = LatencyHistogram::default();
+        h.record(Duration::from_micros(250));
+        h.record(Duration::from_micros(250));
+        h.record(Duration::from_millis(10));
+        let s = h.summary();
+        assert_eq!(s.count, 3);
+        assert!((s.p50 - 0.000250).abs() < 1e-6, "{s:?}");
+        assert!((s.max - 0.010).abs() < 0.0001, "{s:?}");
+        assert_eq!(
+            LatencyHistogram::default().summary(),
+            LatencySummary::default()
+        );
+    }
+}
