@@ -355,3 +355,21 @@ impl Instrumented<axum::extract::ws::WebSocket> {
         self.inner.protocol()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Sleep;
+
+    /// The hot-path budget allows 512 bytes per connection beyond axum's own socket.
+    #[test]
+    fn per_connection_overhead_fits_in_512_bytes() {
+        let heartbeat = std::mem::size_of::<HeartbeatState>() + std::mem::size_of::<Sleep>();
+        let shutdown = std::mem::size_of::<WaitForCancellationFutureOwned>();
+        // ConnShared in its Arc (two counters) plus its slot in the route's live map.
+        let shared = std::mem::size_of::<ConnShared>() + 16 + 8 + 8 + 8;
+        let total = std::mem::size_of::<Connection>() + heartbeat + shutdown + shared;
+        eprintln!("per-connection overhead: {total} bytes");
+        assert!(total <= 512, "per-connection overhead is {total} bytes");
+    }
+}
