@@ -28,7 +28,7 @@ pub struct MetricDef {
     pub name: &'static str,
     /// OpenTelemetry instrument name; the Collector's Prometheus translation yields `name`.
     pub otel_name: &'static str,
-    /// UCUM unit for OpenTelemetry (`s`, `By`, `{message}`, `1`).
+    /// UCUM unit for OpenTelemetry (`s`, `By`, `{message}`, or empty).
     pub unit: &'static str,
     pub kind: Kind,
     pub help: &'static str,
@@ -276,7 +276,7 @@ metric!(
     CANARY_UP,
     "websocket_canary_up",
     "websocket.canary.up",
-    "1",
+    "",
     Gauge,
     [CANARY],
     NONE,
@@ -435,7 +435,7 @@ metric!(
 metric!(
     CANARY_HEAD_LAG_MESSAGES,
     "websocket_canary_head_lag_messages",
-    "websocket.canary.head_lag",
+    "websocket.canary.head_lag.messages",
     "{message}",
     Gauge,
     [CANARY],
@@ -525,9 +525,37 @@ pub fn markdown_tables() -> String {
     out
 }
 
+/// The Prometheus name the OpenTelemetry Collector's Prometheus exporter derives from an OTel
+/// instrument (dots to underscores, a unit suffix, `_total` on monotonic sums). The catalog
+/// chooses `otel_name` and `unit` so that this yields `name` exactly.
+pub fn prometheus_name_from_otel(def: &MetricDef) -> String {
+    let mut name = def.otel_name.replace('.', "_");
+    let suffix = match def.unit {
+        "s" => "seconds",
+        "By" => "bytes",
+        "1" => "ratio",
+        _ => "", // `{annotations}` and empty units add nothing
+    };
+    if !suffix.is_empty() && !name.ends_with(suffix) {
+        name.push('_');
+        name.push_str(suffix);
+    }
+    if def.kind == Kind::Counter {
+        name.push_str("_total");
+    }
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otel_names_translate_to_the_catalog_names() {
+        for m in all() {
+            assert_eq!(prometheus_name_from_otel(m), m.name, "{}", m.otel_name);
+        }
+    }
 
     #[test]
     fn names_follow_prometheus_conventions() {
