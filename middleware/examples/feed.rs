@@ -78,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
             .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
     };
     let registry = prometheus::Registry::new();
+    // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let _otlp =
+        wsmon::export::otlp::spawn_from_env(&registry, "wsmon-feed", env!("CARGO_PKG_VERSION"))?;
     let (addr, _feed, task) = feed::spawn(args.listen, config, &registry, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -486,9 +486,28 @@ pub const CANARY_METRICS: &[&MetricDef] = &[
     CANARY_FAILURES_TOTAL,
 ];
 
+// --- the exporters' own health ---
+metric!(
+    OTLP_DROPPED_EXPORTS_TOTAL,
+    "wsmon_otlp_dropped_exports_total",
+    "wsmon.otlp.dropped_exports",
+    "{export}",
+    Counter,
+    [],
+    NONE,
+    "OTLP metric exports dropped after retries failed (collector down or refusing)."
+);
+
+/// Metrics about wsmon's own exporters.
+pub const EXPORTER_METRICS: &[&MetricDef] = &[OTLP_DROPPED_EXPORTS_TOTAL];
+
 /// Every metric family wsmon can export.
 pub fn all() -> impl Iterator<Item = &'static MetricDef> {
-    SERVER_METRICS.iter().chain(CANARY_METRICS.iter()).copied()
+    SERVER_METRICS
+        .iter()
+        .chain(CANARY_METRICS.iter())
+        .chain(EXPORTER_METRICS.iter())
+        .copied()
 }
 
 /// Looks a metric up by its Prometheus name.
@@ -502,6 +521,7 @@ pub fn markdown_tables() -> String {
     for (title, defs) in [
         ("Middleware (`wsmon`)", SERVER_METRICS),
         ("Prober canaries (`wsmon-probe daemon`)", CANARY_METRICS),
+        ("Exporters", EXPORTER_METRICS),
     ] {
         out.push_str(&format!("## {title}\n\n"));
         out.push_str("| name | type | labels | OTel name (unit) | help |\n|---|---|---|---|---|\n");

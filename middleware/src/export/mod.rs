@@ -1,3 +1,6 @@
 //! Exporters. They read the recorded families; the message path does not know they exist.
 
 pub mod prometheus;
+
+#[cfg(feature = "otlp")]
+pub mod otlp;

@@ -1,0 +1,400 @@
+//! OTLP export against a real receiver built on the official opentelemetry-proto definitions,
+//! over gRPC (tonic) and HTTP/protobuf, checked against the Prometheus scrape of the same run.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
+use prost::Message as _;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+use wsmon::catalog::{self, Kind};
+use wsmon::export::otlp::{self, OtlpConfig, SecretValue};
+use wsmon::feed::FeedConfig;
+
+#[derive(Clone, Default)]
+struct Received {
+    requests: Arc<Mutex<Vec<(ExportMetricsServiceRequest, Vec<(String, String)>)>>>,
+}
+
+impl Received {
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+    fn last(&self) -> (ExportMetricsServiceRequest, Vec<(String, String)>) {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("an export arrived")
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let headers = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.to_string(), v.to_str().unwrap_or("").to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        self.requests
+            .lock()
+            .unwrap()
+            .push((request.into_inner(), headers));
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+async fn grpc_receiver() -> (SocketAddr, Received) {
+    let received = Received::default();
+    let incoming =
+        tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let service = MetricsServiceServer::new(received.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    (addr, received)
+}
+
+async fn http_receiver() -> (SocketAddr, Received) {
+    let received = Received::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/metrics",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                assert_eq!(headers["content-type"], "application/x-protobuf");
+                let request = ExportMetricsServiceRequest::decode(body).expect("valid protobuf");
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                store.requests.lock().unwrap().push((request, headers));
+                ExportMetricsServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, received)
+}
+
+/// Connects, reads, publishes and closes, then waits for the feed to go quiet.
+async fn drive_traffic(server: &FeedServer) {
+    let mut client = connect(&server.ws_url()).await;
+    client.next().await.unwrap().unwrap();
+    for _ in 0..5 {
+        server.feed.hub().publish_tick();
+        client.next().await.unwrap().unwrap();
+    }
+    client
+        .send(Message::text(r#"{"op":"head"}"#))
+        .await
+        .unwrap();
+    client.next().await.unwrap().unwrap();
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+    eventually("connection gone", Duration::from_secs(5), || async {
+        server
+            .metrics()
+            .value("websocket_server_active_connections", &[])
+            == 0.0
+    })
+    .await;
+}
+
+fn quiet_feed() -> FeedConfig {
+    FeedConfig {
+        rate: 0.0,
+        heartbeat: None,
+        ..FeedConfig::default()
+    }
+}
+
+fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    kvs.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                other => panic!("attribute {} is not a string: {other:?}", kv.key),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+fn label_map(labels: &str) -> BTreeMap<String, String> {
+    labels
+        .split("\",")
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once("=\"").unwrap();
+            (k.to_string(), v.trim_end_matches('"').to_string())
+        })
+        .collect()
+}
+
+fn number(v: &Option<number_data_point::Value>) -> f64 {
+    match v {
+        Some(number_data_point::Value::AsInt(i)) => *i as f64,
+        Some(number_data_point::Value::AsDouble(d)) => *d,
+        None => panic!("data point without value"),
+    }
+}
+
+/// Asserts that every catalog family in `scrape` arrived in `request` with its OTel name,
+/// unit, bucket boundaries, attributes and the same values.
+fn assert_export_matches_scrape(request: &ExportMetricsServiceRequest, scrape: &Scrape) {
+    let metrics: BTreeMap<&str, &Metric> = request.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m))
+        .collect();
+    let mut checked = 0;
+    for def in catalog::SERVER_METRICS {
+        let m = metrics
+            .get(def.otel_name)
+            .unwrap_or_else(|| panic!("{} ({}) was not exported", def.otel_name, def.name));
+        assert_eq!(m.unit, def.unit, "{}", def.otel_name);
+        match (def.kind, m.data.as_ref().unwrap()) {
+            (Kind::Counter, metric::Data::Sum(sum)) => {
+                assert!(sum.is_monotonic);
+                for (labels, value) in scrape.series(def.name) {
+                    let dp = sum
+                        .data_points
+                        .iter()
+                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
+                        .unwrap_or_else(|| panic!("{}{{{labels}}} missing", def.name));
+                    assert_eq!(number(&dp.value), value, "{}{{{labels}}}", def.name);
+                    checked += 1;
+                }
+            }
+            (Kind::Gauge, metric::Data::Gauge(g)) => {
+                for (labels, value) in scrape.series(def.name) {
+                    let dp = g
+                        .data_points
+                        .iter()
+                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
+                        .unwrap();
+                    assert_eq!(number(&dp.value), value, "{}{{{labels}}}", def.name);
+                    checked += 1;
+                }
+            }
+            (Kind::Histogram, metric::Data::Histogram(h)) => {
+                let count_name = format!("{}_count", def.name);
+                let sum_name = format!("{}_sum", def.name);
+                for (labels, count) in scrape.series(&count_name) {
+                    let dp = h
+                        .data_points
+                        .iter()
+                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
+                        .unwrap();
+                    assert_eq!(dp.explicit_bounds, def.buckets, "{} bounds", def.name);
+                    assert_eq!(dp.bucket_counts.len(), def.buckets.len() + 1);
+                    assert_eq!(dp.count as f64, count, "{}{{{labels}}} count", def.name);
+                    assert_eq!(dp.bucket_counts.iter().sum::<u64>(), dp.count);
+                    let sum = scrape
+                        .series(&sum_name)
+                        .find(|(l, _)| *l == labels)
+                        .unwrap()
+                        .1;
+                    assert!((dp.sum.unwrap() - sum).abs() < 1e-9, "{} sum", def.name);
+                    checked += 1;
+                }
+            }
+            (kind, data) => panic!("{}: {kind:?} exported as {data:?}", def.name),
+        }
+    }
+    assert!(checked > 50, "only {checked} series compared");
+}
+
+#[tokio::test]
+async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
+    let (addr, received) = grpc_receiver().await;
+    let server = start_feed(quiet_feed()).await;
+    let config = OtlpConfig::grpc(format!("http://{addr}"), "wsmon-test")
+        .interval(Duration::from_millis(200))
+        .header("x-tenant", SecretValue::new("team-a"))
+        .resource_attribute("deployment.environment", "test");
+    let _exporter = otlp::spawn(server.registry.clone(), config, "9.9.9").unwrap();
+    drive_traffic(&server).await;
+    let scrape = server.metrics();
+    let seen = received.count();
+    eventually(
+        "an export after the traffic",
+        Duration::from_secs(5),
+        || async { received.count() > seen + 1 },
+    )
+    .await;
+    let (request, headers) = received.last();
+    assert!(
+        headers.contains(&("x-tenant".into(), "team-a".into())),
+        "{headers:?}"
+    );
+
+    let resource = attrs(
+        &request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes,
+    );
+    assert_eq!(resource["service.name"], "wsmon-test");
+    assert_eq!(resource["service.version"], "9.9.9");
+    assert_eq!(resource["service.instance.id"].len(), 32);
+    assert_eq!(resource["deployment.environment"], "test");
+    assert_export_matches_scrape(&request, &scrape);
+    assert!(
+        scrape.value(
+            "websocket_server_messages_total",
+            &[("direction", "transmit")]
+        ) >= 7.0
+    );
+}
+
+#[tokio::test]
+async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
+    let (addr, received) = http_receiver().await;
+    let server = start_feed(quiet_feed()).await;
+    let config = OtlpConfig::new(format!("http://{addr}"), "wsmon-http")
+        .interval(Duration::from_millis(200))
+        .header("authorization", SecretValue::new("Bearer t0ken"));
+    let _exporter = otlp::spawn(server.registry.clone(), config, "1.0.0").unwrap();
+    drive_traffic(&server).await;
+    let scrape = server.metrics();
+    let seen = received.count();
+    eventually(
+        "an export after the traffic",
+        Duration::from_secs(5),
+        || async { received.count() > seen + 1 },
+    )
+    .await;
+    let (request, headers) = received.last();
+    assert!(headers.contains(&("authorization".into(), "Bearer t0ken".into())));
+    assert_export_matches_scrape(&request, &scrape);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_collector_drops_exports_without_blocking_the_server() {
+    // A port with nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start_feed(quiet_feed()).await;
+    let config = OtlpConfig::grpc(format!("http://{closed}"), "wsmon-down")
+        .interval(Duration::from_millis(100))
+        .timeout(Duration::from_millis(50));
+    let _exporter = otlp::spawn(server.registry.clone(), config, "1").unwrap();
+
+    let mut client = connect(&server.ws_url()).await;
+    client.next().await.unwrap().unwrap();
+    let rss_before = rss_bytes();
+    // Keep the feed busy for 2 s while exports fail: every request is answered promptly.
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let mut answered = 0;
+    while std::time::Instant::now() < until {
+        client
+            .send(Message::text(r#"{"op":"head"}"#))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+        assert!(
+            reply.is_ok(),
+            "the server stopped answering while the collector was down"
+        );
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dropped = server
+        .metrics()
+        .value("wsmon_otlp_dropped_exports_total", &[]);
+    assert!(dropped >= 5.0, "dropped exports counted: {dropped}");
+    assert!(answered > 50);
+    let growth = rss_bytes().saturating_sub(rss_before);
+    assert!(
+        growth < 8 << 20,
+        "RSS grew {growth} bytes while exports were failing"
+    );
+}
+
+fn example_feed_binary() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
+    let bin = target.join("debug/examples/feed");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "wsmon", "--example", "feed"])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example feed failed");
+    }
+    bin
+}
+
+#[tokio::test]
+async fn example_feed_exports_over_otlp_when_the_environment_names_a_collector() {
+    let (addr, received) = grpc_receiver().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut feed = tokio::process::Command::new(example_feed_binary())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--rate", "5"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the feed exports", Duration::from_secs(20), || async {
+        received.count() >= 1
+    })
+    .await;
+    let (request, _) = received.last();
+    let resource = attrs(
+        &request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes,
+    );
+    assert_eq!(resource["service.name"], "wsmon-feed");
+    let names: Vec<&str> = request.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert!(names.contains(&"websocket.server.upgrades"), "{names:?}");
+    feed.kill().await.unwrap();
+}
