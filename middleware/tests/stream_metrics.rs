@@ -449,3 +449,90 @@ async fn tokio_tungstenite_server_is_instrumented_through_accept() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn a_stamp_extractor_reads_sequence_and_publish_time_from_outgoing_json() {
+    let extractor = wsmon::sequencer::json_stamp_extractor("/seq", Some("/ts"));
+    let server = start_echo(WsMon::builder().stamp_extractor(extractor)).await;
+    server.wsmon.route("/echo").set_head(10);
+    let mut client = connect(&server.url("/echo")).await;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 250;
+    // The echo handler sends these back: the extractor sees them on the way out.
+    for seq in [4, 7] {
+        client
+            .send(Message::text(format!(r#"{{"seq":{seq},"ts":{ts}}}"#)))
+            .await
+            .unwrap();
+        client.next().await.unwrap().unwrap();
+    }
+    client.send(Message::text("not json")).await.unwrap();
+    client.next().await.unwrap().unwrap();
+    let s = server.metrics();
+    let route = ("route", "/echo");
+    assert_eq!(
+        s.value("websocket_server_sequencer_lag_messages_count", &[route]),
+        2.0
+    );
+    assert_eq!(
+        s.value("websocket_server_sequencer_lag_messages_sum", &[route]),
+        (10 - 4 + 10 - 7) as f64
+    );
+    let lag_sum = s.value("websocket_server_sequencer_lag_seconds_sum", &[route]);
+    assert!(
+        (0.5..1.5).contains(&lag_sum),
+        "two messages ~250 ms old: {lag_sum}"
+    );
+}
+
+#[tokio::test]
+async fn an_application_queue_reports_its_own_depth() {
+    let registry = prometheus::Registry::new();
+    let wsmon = WsMon::builder().route("/own").build(&registry).unwrap();
+    let (a, _b) = tokio::io::duplex(1024);
+    let socket = wsmon.instrument(
+        "/own",
+        tokio_tungstenite::WebSocketStream::from_raw_socket(
+            a,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await,
+    );
+    socket.handle().report_queue_depth(42, true);
+    let s = Scrape::of(&registry);
+    assert_eq!(
+        s.value(
+            "websocket_server_outbound_queue_messages",
+            &[("route", "/own")]
+        ),
+        42.0
+    );
+    assert_eq!(
+        s.value("websocket_server_slow_consumers", &[("route", "/own")]),
+        1.0
+    );
+    assert_eq!(
+        s.value(
+            "websocket_server_outbound_queue_depth_count",
+            &[("route", "/own")]
+        ),
+        1.0
+    );
+    drop(socket);
+    let s = Scrape::of(&registry);
+    assert_eq!(
+        s.value(
+            "websocket_server_outbound_queue_messages",
+            &[("route", "/own")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        s.value("websocket_server_active_connections", &[("route", "/own")]),
+        0.0
+    );
+}
