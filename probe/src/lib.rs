@@ -8,7 +8,16 @@
 //! exposes the same pieces for tests and embedding. See `docs/probe.md`.
 
 pub mod backoff;
+pub mod canary;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod failure;
+pub mod http;
 pub mod measure;
+pub mod metrics;
+pub mod once;
+pub mod recorder;
+pub mod report;
+pub mod status_page;
 pub mod yaml;

@@ -1,0 +1,877 @@
+//! One held stream: connect phase by phase, then watch every frame against the canary's rules.
+//!
+//! The connection is made by hand (resolve, TCP, TLS, upgrade) so each phase is timed and each
+//! failure has its own reason. Every await is bounded: a hostile server can fail the canary but
+//! never hang it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CanaryConfig, TlsConfig};
+use crate::failure::FailureReason;
+use crate::measure::{self, Fault, NonceTracker, SequenceTracker, StallDetector};
+use crate::recorder::{CanaryRecorder, CanaryState, Phase};
+
+/// Anything the WebSocket can run over: plain TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Socket = WebSocketStream<Box<dyn Io>>;
+
+/// Why a session returned.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    /// The fault that ended the stream; `None` when it ended because we were told to stop.
+    pub fault: Option<Fault>,
+    /// Whether any data message arrived (a healthy session resets the backoff).
+    pub got_payload: bool,
+}
+
+/// How a session should end when nothing goes wrong.
+#[derive(Clone)]
+pub struct SessionLimits {
+    /// Close with 1001 and return when cancelled (daemon shutdown or reload).
+    pub shutdown: CancellationToken,
+    /// Close with 1000 and return at this instant (`once`, `/probe`).
+    pub until: Option<Instant>,
+    /// Return successfully as soon as the first payload arrives (`/probe`).
+    pub stop_after_first_payload: bool,
+}
+
+fn fault(reason: FailureReason, detail: impl Into<String>) -> Fault {
+    Fault {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Connects, timing each phase, and returns the upgraded socket.
+pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket, Fault> {
+    let url = cfg.url.expose();
+    let host = url
+        .host_str()
+        .ok_or_else(|| fault(FailureReason::Dns, "URL has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let limit = cfg.connect_timeout;
+
+    let started = Instant::now();
+    let addrs: Vec<std::net::SocketAddr> =
+        match timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => return Err(fault(FailureReason::Dns, format!("resolving {host}: {e}"))),
+            Err(_) => {
+                return Err(fault(
+                    FailureReason::Dns,
+                    format!("resolving {host} took longer than {limit:?}"),
+                ))
+            }
+        };
+    if addrs.is_empty() {
+        return Err(fault(
+            FailureReason::Dns,
+            format!("{host} has no addresses"),
+        ));
+    }
+    rec.phase(Phase::Dns, started.elapsed());
+
+    let started = Instant::now();
+    let tcp = connect_tcp(&addrs, limit).await?;
+    let _ = tcp.set_nodelay(true);
+    rec.phase(Phase::Tcp, started.elapsed());
+
+    let stream: Box<dyn Io> = if cfg.url.scheme() == "wss" {
+        let started = Instant::now();
+        let tls = tls_connector(&cfg.tls)?;
+        let server_name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+            fault(
+                FailureReason::Tls,
+                format!("invalid TLS server name {host}: {e}"),
+            )
+        })?;
+        let stream = match timeout(limit, tls.connect(server_name, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(fault(FailureReason::Tls, format!("TLS handshake: {e}"))),
+            Err(_) => {
+                return Err(fault(
+                    FailureReason::Tls,
+                    format!("TLS handshake took longer than {limit:?}"),
+                ))
+            }
+        };
+        rec.phase(Phase::Tls, started.elapsed());
+        Box::new(stream)
+    } else {
+        Box::new(tcp)
+    };
+
+    let started = Instant::now();
+    let request = upgrade_request(cfg)?;
+    let mut ws_config = WebSocketConfig::default();
+    ws_config.max_message_size = Some(cfg.max_message_bytes);
+    ws_config.max_frame_size = Some(cfg.max_message_bytes);
+    let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
+    match timeout(limit, handshake).await {
+        Ok(Ok((socket, response))) => {
+            rec.phase(Phase::Upgrade, started.elapsed());
+            rec.handshake_status(response.status().as_u16(), true);
+            Ok(socket)
+        }
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let code = response.status().as_u16();
+            rec.handshake_status(code, false);
+            Err(fault(
+                FailureReason::HandshakeStatus,
+                format!("upgrade answered HTTP {code} instead of 101"),
+            ))
+        }
+        Ok(Err(e)) => Err(fault(
+            FailureReason::HandshakeError,
+            format!("upgrade failed: {e}"),
+        )),
+        Err(_) => Err(fault(
+            FailureReason::HandshakeTimeout,
+            format!("no upgrade response within {limit:?}"),
+        )),
+    }
+}
+
+async fn connect_tcp(addrs: &[std::net::SocketAddr], limit: Duration) -> Result<TcpStream, Fault> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = Some((addr, e)),
+            Err(_) => {
+                return Err(fault(
+                    FailureReason::ConnectTimeout,
+                    format!("TCP connect to {addr} took longer than {limit:?}"),
+                ))
+            }
+        }
+    }
+    let (addr, e) = last.expect("at least one address");
+    let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        FailureReason::ConnectRefused
+    } else {
+        FailureReason::ConnectError
+    };
+    Err(fault(reason, format!("TCP connect to {addr}: {e}")))
+}
+
+fn tls_connector(tls: &TlsConfig) -> Result<tokio_rustls::TlsConnector, Fault> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fault(FailureReason::Tls, format!("TLS setup: {e}")))?;
+    let config = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &tls.ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                fault(
+                    FailureReason::Tls,
+                    format!("reading ca_file {}: {e}", path.display()),
+                )
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    fault(
+                        FailureReason::Tls,
+                        format!("parsing ca_file {}: {e}", path.display()),
+                    )
+                })?;
+                roots.add(cert).map_err(|e| {
+                    fault(
+                        FailureReason::Tls,
+                        format!("ca_file {}: {e}", path.display()),
+                    )
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
+    let bad = |e: &dyn std::fmt::Display| {
+        fault(
+            FailureReason::HandshakeError,
+            format!("building the upgrade request: {e}"),
+        )
+    };
+    let mut request = cfg
+        .url
+        .expose()
+        .as_str()
+        .into_client_request()
+        .map_err(|e| bad(&e))?;
+    let headers = request.headers_mut();
+    for (name, value) in &cfg.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+        let mut value = http::HeaderValue::from_str(value.expose()).map_err(|e| bad(&e))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    if let Some(origin) = &cfg.origin {
+        headers.insert(
+            http::header::ORIGIN,
+            http::HeaderValue::from_str(origin).map_err(|e| bad(&e))?,
+        );
+    }
+    if !cfg.subprotocols.is_empty() {
+        headers.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_str(&cfg.subprotocols.join(", ")).map_err(|e| bad(&e))?,
+        );
+    }
+    Ok(request)
+}
+
+/// Replaces `{{nonce}}` in a publish template.
+pub fn render_nonce(template: &str, nonce: &str) -> String {
+    template
+        .replace("{{nonce}}", nonce)
+        .replace("%7B%7Bnonce%7D%7D", nonce)
+}
+
+fn new_nonce() -> String {
+    format!("wsmon-{:016x}", rand::random::<u64>())
+}
+
+/// Writes bounded by `limit`: a peer that stops reading must not wedge the canary.
+async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Fault> {
+    match timeout(limit, ws.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(fault(FailureReason::Closed, format!("sending failed: {e}"))),
+        Err(_) => Err(fault(
+            FailureReason::Closed,
+            format!("the server stopped reading: a write blocked for {limit:?}"),
+        )),
+    }
+}
+
+/// Closes politely, bounded: a server that never answers the close does not hold us.
+async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    let _ = timeout(Duration::from_secs(1), async {
+        let _ = ws.close(Some(frame)).await;
+        // Drain until the server's close arrives or the stream ends.
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+struct Publisher {
+    client: reqwest::Client,
+    errors_tx: tokio::sync::mpsc::UnboundedSender<String>,
+    errors_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Publisher {
+    fn new(timeout: Duration) -> Self {
+        let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            errors_tx,
+            errors_rx,
+        }
+    }
+
+    fn publish(&self, cfg: &crate::config::PublishConfig, nonce: &str) {
+        let url = render_nonce(cfg.http.url.expose().as_str(), nonce);
+        let body = render_nonce(&cfg.http.body, nonce);
+        let method =
+            http::Method::from_bytes(cfg.http.method.as_bytes()).unwrap_or(http::Method::POST);
+        let mut req = self.client.request(method, url);
+        if body.trim_start().starts_with('{') || body.trim_start().starts_with('[') {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in &cfg.http.headers {
+            req = req.header(name.as_str(), value.expose());
+        }
+        let req = req.body(body);
+        let errors = self.errors_tx.clone();
+        let target = cfg.http.url.redacted();
+        tokio::spawn(async move {
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => {
+                    let _ = errors.send(format!(
+                        "publish to {target} answered HTTP {}",
+                        resp.status().as_u16()
+                    ));
+                }
+                Err(e) => {
+                    // reqwest errors include the URL; print ours, which is redacted.
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "could not connect"
+                    } else {
+                        "failed"
+                    };
+                    let _ = errors.send(format!("publish to {target} {kind}"));
+                }
+            }
+        });
+    }
+}
+
+/// Runs one connection of canary `cfg` until a fault ends it or `limits` say stop.
+///
+/// `tracker` outlives the session: with `resume` the next session continues it, otherwise it
+/// starts a new baseline.
+pub async fn run_session(
+    cfg: &CanaryConfig,
+    rec: &CanaryRecorder,
+    tracker: &mut SequenceTracker,
+    limits: &SessionLimits,
+) -> SessionEnd {
+    rec.begin_attempt();
+    let connected = tokio::select! {
+        r = connect(cfg, rec) => r,
+        _ = limits.shutdown.cancelled() => return SessionEnd { fault: None, got_payload: false },
+        _ = sleep_or_never(limits.until) => return SessionEnd {
+            fault: None,
+            got_payload: false,
+        },
+    };
+    let mut ws = match connected {
+        Ok(ws) => ws,
+        Err(f) => {
+            rec.fault(f.reason, f.detail.clone());
+            return SessionEnd {
+                fault: Some(f),
+                got_payload: false,
+            };
+        }
+    };
+    let mut session = Session::new(cfg, rec, Instant::now());
+    let end = session.run(&mut ws, tracker, limits).await;
+    rec.sequence(tracker.flush_if(cfg.resume.is_none()));
+    if let Some(f) = &end.fault {
+        rec.fault(f.reason, f.detail.clone());
+    }
+    if rec.snapshot().state != CanaryState::Stopped {
+        rec.set_state(CanaryState::Connecting);
+    }
+    end
+}
+
+async fn sleep_or_never(until: Option<Instant>) {
+    match until {
+        Some(t) => sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl SequenceTracker {
+    /// Confirms pending gaps when the next session cannot fill them (no resume).
+    fn flush_if(&mut self, no_resume: bool) -> measure::SequenceDelta {
+        if no_resume {
+            self.flush()
+        } else {
+            measure::SequenceDelta::default()
+        }
+    }
+}
+
+/// The per-connection timers and pending checks.
+struct Session<'a> {
+    cfg: &'a CanaryConfig,
+    rec: &'a CanaryRecorder,
+    upgraded_at: Instant,
+    got_payload: bool,
+    stall: Option<StallDetector>,
+    next_ping: Option<Instant>,
+    ping_pending: Option<(u64, Instant)>,
+    ping_counter: u64,
+    next_head: Option<Instant>,
+    head_pending: Option<Instant>,
+    next_publish: Option<Instant>,
+    nonces: NonceTracker,
+    publisher: Option<Publisher>,
+}
+
+impl<'a> Session<'a> {
+    fn new(cfg: &'a CanaryConfig, rec: &'a CanaryRecorder, now: Instant) -> Self {
+        Self {
+            cfg,
+            rec,
+            upgraded_at: now,
+            got_payload: false,
+            stall: cfg.max_silence.map(|m| StallDetector::new(m, now)),
+            next_ping: cfg.heartbeat.map(|h| now + h.every),
+            ping_pending: None,
+            ping_counter: 0,
+            next_head: cfg
+                .head_check
+                .as_ref()
+                .map(|h| now + h.every.min(Duration::from_millis(200))),
+            head_pending: None,
+            next_publish: cfg
+                .publish
+                .as_ref()
+                .map(|_| now + Duration::from_millis(100)),
+            nonces: NonceTracker::default(),
+            publisher: cfg.publish.as_ref().map(|p| Publisher::new(p.timeout)),
+        }
+    }
+
+    fn end(&self, fault: Option<Fault>) -> SessionEnd {
+        SessionEnd {
+            fault,
+            got_payload: self.got_payload,
+        }
+    }
+
+    /// The earliest instant at which a timer needs attention.
+    fn next_deadline(&self, until: Option<Instant>) -> Instant {
+        let mut candidates: Vec<Instant> = Vec::with_capacity(8);
+        if !self.got_payload {
+            candidates.push(self.upgraded_at + self.cfg.first_payload_within);
+        }
+        if let Some(s) = &self.stall {
+            if !s.is_stalled() {
+                candidates.push(s.deadline());
+            }
+        }
+        if let (Some(hb), Some((_, sent))) = (self.cfg.heartbeat, self.ping_pending) {
+            candidates.push(sent + hb.timeout);
+        }
+        candidates.extend(self.next_ping);
+        if let (Some(h), Some(sent)) = (&self.cfg.head_check, self.head_pending) {
+            candidates.push(sent + h.timeout);
+        }
+        candidates.extend(self.next_head);
+        candidates.extend(self.next_publish);
+        if let Some(p) = &self.cfg.publish {
+            candidates.extend(self.nonces.deadline(p.timeout));
+        }
+        candidates.extend(until);
+        candidates
+            .into_iter()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    async fn run(
+        &mut self,
+        ws: &mut Socket,
+        tracker: &mut SequenceTracker,
+        limits: &SessionLimits,
+    ) -> SessionEnd {
+        let write_limit = self.cfg.connect_timeout;
+        match (&self.cfg.resume, tracker.last()) {
+            (Some(resume), Some(last)) => {
+                let text = resume.send.replace("{{last_seq}}", &last.to_string());
+                if let Err(f) = send(ws, Message::text(text), write_limit).await {
+                    return self.end(Some(f));
+                }
+            }
+            _ => self.rec.sequence(tracker.new_baseline()),
+        }
+        for text in &self.cfg.on_open {
+            if let Err(f) = send(ws, Message::text(text.clone()), write_limit).await {
+                return self.end(Some(f));
+            }
+        }
+        loop {
+            let deadline = self.next_deadline(limits.until);
+            tokio::select! {
+                _ = limits.shutdown.cancelled() => {
+                    close(ws, CloseCode::Away, "prober shutting down").await;
+                    return self.end(None);
+                }
+                _ = sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    if limits.until.is_some_and(|u| now >= u) {
+                        close(ws, CloseCode::Normal, "probe finished").await;
+                        return self.end(None);
+                    }
+                    if let Some(end) = self.on_timers(ws, now).await {
+                        return end;
+                    }
+                }
+                frame = ws.next() => {
+                    // Receive time is taken as the frame is read, before any parsing.
+                    let received = Instant::now();
+                    let received_wall = SystemTime::now();
+                    match frame {
+                        Some(Ok(msg)) => {
+                            if let Some(end) = self.on_frame(ws, msg, received, received_wall, tracker).await {
+                                return end;
+                            }
+                            if limits.stop_after_first_payload && self.got_payload {
+                                close(ws, CloseCode::Normal, "probe finished").await;
+                                return self.end(None);
+                            }
+                        }
+                        Some(Err(e)) => return self.on_error(ws, e).await,
+                        None => {
+                            self.rec.closed(wsmon::close_code::ABNORMAL, "");
+                            return self.end(Some(fault(FailureReason::Closed, "the connection ended without a close frame (1006)")));
+                        }
+                    }
+                }
+                Some(detail) = recv_error(&mut self.publisher) => {
+                    self.rec.fault(FailureReason::PublishError, detail);
+                }
+            }
+        }
+    }
+
+    async fn on_timers(&mut self, ws: &mut Socket, now: Instant) -> Option<SessionEnd> {
+        let write_limit = self.cfg.connect_timeout;
+        if !self.got_payload && now >= self.upgraded_at + self.cfg.first_payload_within {
+            close(ws, CloseCode::Normal, "no first payload").await;
+            return Some(self.end(Some(fault(
+                FailureReason::FirstPayloadTimeout,
+                format!(
+                    "no data message within {:?} of the upgrade",
+                    self.cfg.first_payload_within
+                ),
+            ))));
+        }
+        if let Some(s) = &mut self.stall {
+            if s.poll(now) {
+                self.rec.stall();
+                self.rec.fault(
+                    FailureReason::Stall,
+                    format!(
+                        "no message for longer than {:?}",
+                        self.cfg.max_silence.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        if let Some(hb) = self.cfg.heartbeat {
+            if let Some((_, sent)) = self.ping_pending {
+                if now >= sent + hb.timeout {
+                    close(ws, CloseCode::Normal, "heartbeat timeout").await;
+                    return Some(self.end(Some(fault(
+                        FailureReason::HeartbeatTimeout,
+                        format!("no pong within {:?}", hb.timeout),
+                    ))));
+                }
+            }
+            if self.next_ping.is_some_and(|t| now >= t) {
+                self.next_ping = Some(now + hb.every);
+                // One ping in flight at a time keeps RTTs unambiguous.
+                if self.ping_pending.is_none() {
+                    self.ping_counter += 1;
+                    let payload = self.ping_counter.to_be_bytes().to_vec();
+                    if let Err(f) = send(ws, Message::Ping(payload.into()), write_limit).await {
+                        return Some(self.end(Some(f)));
+                    }
+                    self.ping_pending = Some((self.ping_counter, Instant::now()));
+                }
+            }
+        }
+        if let Some(h) = &self.cfg.head_check {
+            if self
+                .head_pending
+                .is_some_and(|sent| now >= sent + h.timeout)
+            {
+                self.head_pending = None;
+                self.rec.fault(
+                    FailureReason::HeadTimeout,
+                    format!("no head check reply within {:?}", h.timeout),
+                );
+            }
+            if self.next_head.is_some_and(|t| now >= t) {
+                self.next_head = Some(now + h.every);
+                if self.head_pending.is_none() && self.got_payload {
+                    if let Err(f) = send(ws, Message::text(h.send.clone()), write_limit).await {
+                        return Some(self.end(Some(f)));
+                    }
+                    self.head_pending = Some(Instant::now());
+                }
+            }
+        }
+        if let Some(p) = &self.cfg.publish {
+            let expired = self.nonces.expire(now, p.timeout);
+            if expired > 0 {
+                self.rec.publish_timeouts(expired as u64);
+                self.rec.fault(
+                    FailureReason::PublishTimeout,
+                    format!(
+                        "{expired} published nonce(s) did not arrive within {:?}",
+                        p.timeout
+                    ),
+                );
+            }
+            if self.next_publish.is_some_and(|t| now >= t) {
+                self.next_publish = Some(now + p.every);
+                if self.got_payload {
+                    let nonce = new_nonce();
+                    // The clock starts before the request: publish latency is part of e2e.
+                    self.nonces.published(nonce.clone(), Instant::now());
+                    self.rec.published();
+                    if let Some(publisher) = &self.publisher {
+                        publisher.publish(p, &nonce);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    async fn on_frame(
+        &mut self,
+        ws: &mut Socket,
+        msg: Message,
+        received: Instant,
+        received_wall: SystemTime,
+        tracker: &mut SequenceTracker,
+    ) -> Option<SessionEnd> {
+        let text: &str = match &msg {
+            Message::Text(t) => t.as_str(),
+            Message::Binary(b) => std::str::from_utf8(b).unwrap_or(""),
+            Message::Pong(payload) => {
+                if let Some((id, sent)) = self.ping_pending {
+                    if payload.as_ref() == id.to_be_bytes() {
+                        self.ping_pending = None;
+                        self.rec
+                            .heartbeat_rtt(received.saturating_duration_since(sent));
+                    }
+                }
+                return None;
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .as_ref()
+                    .map_or((wsmon::close_code::NO_STATUS, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
+                self.rec.closed(code, &reason);
+                // tungstenite queued the close reply; flush it, bounded.
+                let _ = timeout(Duration::from_secs(1), ws.flush()).await;
+                let detail = if reason.is_empty() {
+                    format!("the server closed the stream with {code}")
+                } else {
+                    format!("the server closed the stream with {code}: {reason}")
+                };
+                return Some(self.end(Some(fault(FailureReason::for_close_code(code), detail))));
+            }
+            Message::Ping(_) | Message::Frame(_) => return None,
+        };
+        if !self.got_payload {
+            self.got_payload = true;
+            self.rec
+                .first_payload(received.saturating_duration_since(self.upgraded_at));
+        }
+        if let Some(s) = &mut self.stall {
+            s.on_message(received);
+        }
+        self.rec.message(received, text);
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            return None;
+        };
+        if self.take_head_reply(&value, tracker) {
+            return None;
+        }
+        if let Some(p) = &self.cfg.publish {
+            if let Some(nonce) = measure::text_at(&value, &p.match_pointer) {
+                if let Some(took) = self.nonces.observe(&nonce, received) {
+                    self.rec.e2e(took);
+                }
+            }
+        }
+        if let Some(seq_cfg) = &self.cfg.sequence {
+            if let Some(seq) = measure::u64_at(&value, &seq_cfg.pointer) {
+                let d = tracker.observe(seq);
+                self.rec.sequence(d);
+                if d.gaps > 0 {
+                    self.rec.fault(
+                        FailureReason::SequenceGap,
+                        format!("{} message(s) missing before sequence {seq}", d.missed),
+                    );
+                }
+                if d.duplicates > 0 {
+                    self.rec.fault(
+                        FailureReason::SequenceDuplicate,
+                        format!("sequence {seq} arrived again"),
+                    );
+                }
+            }
+        }
+        if let Some(ts) = &self.cfg.timestamp {
+            if let Some(f) = measure::freshness_seconds(received_wall, &value, &ts.pointer, ts.unit)
+            {
+                self.rec.freshness(f);
+            }
+        }
+        None
+    }
+
+    /// Takes `value` as the head check reply if one is pending and it matches.
+    fn take_head_reply(&mut self, value: &Value, tracker: &SequenceTracker) -> bool {
+        let (Some(h), Some(_)) = (&self.cfg.head_check, self.head_pending) else {
+            return false;
+        };
+        let is_reply = match &h.reply {
+            Some(rule) => measure::text_at(value, &rule.pointer).is_some_and(|v| v == rule.equals),
+            None => true,
+        };
+        if !is_reply {
+            return false;
+        }
+        self.head_pending = None;
+        if let (Some(head), Some(last)) = (measure::u64_at(value, &h.pointer), tracker.last()) {
+            let lag = head.saturating_sub(last);
+            self.rec.head_lag(lag);
+            if h.max_lag.is_some_and(|max| lag > max) {
+                self.rec.fault(
+                    FailureReason::HeadLag,
+                    format!("{lag} messages behind the server's head {head}"),
+                );
+            }
+        }
+        true
+    }
+
+    async fn on_error(&mut self, ws: &mut Socket, e: tungstenite::Error) -> SessionEnd {
+        use tungstenite::error::{CapacityError, ProtocolError};
+        match e {
+            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                close(ws, CloseCode::Size, "message too big").await;
+                self.rec.closed(wsmon::close_code::MESSAGE_TOO_BIG, "");
+                self.end(Some(fault(
+                    FailureReason::MessageTooBig,
+                    format!("a {size}-byte message exceeded max_message_bytes ({max_size})"),
+                )))
+            }
+            tungstenite::Error::Capacity(e) => {
+                close(ws, CloseCode::Size, "frame too big").await;
+                self.rec.closed(wsmon::close_code::MESSAGE_TOO_BIG, "");
+                self.end(Some(fault(FailureReason::MessageTooBig, e.to_string())))
+            }
+            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            | tungstenite::Error::Io(_)
+            | tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed => {
+                self.rec.closed(wsmon::close_code::ABNORMAL, "");
+                self.end(Some(fault(
+                    FailureReason::Closed,
+                    "the connection dropped without a close frame (1006)",
+                )))
+            }
+            other => {
+                close(ws, CloseCode::Protocol, "protocol error").await;
+                self.rec.closed(wsmon::close_code::PROTOCOL_ERROR, "");
+                self.end(Some(fault(FailureReason::ProtocolError, other.to_string())))
+            }
+        }
+    }
+}
+
+async fn recv_error(publisher: &mut Option<Publisher>) -> Option<String> {
+    match publisher {
+        Some(p) => p.errors_rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_templates_fill_body_and_encoded_urls() {
+        assert_eq!(
+            render_nonce(r#"{"nonce":"{{nonce}}"}"#, "n1"),
+            r#"{"nonce":"n1"}"#
+        );
+        assert_eq!(
+            render_nonce("http://h/p?n=%7B%7Bnonce%7D%7D", "n1"),
+            "http://h/p?n=n1"
+        );
+    }
+
+    #[test]
+    fn nonces_are_unique() {
+        assert_ne!(new_nonce(), new_nonce());
+    }
+}

@@ -1,0 +1,58 @@
+//! The daemon's HTTP endpoints: `/metrics`, `/probe`, `/status` and `/healthz`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::daemon::Daemon;
+use crate::status_page;
+
+/// The router for `daemon`.
+pub fn router(daemon: Daemon) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/healthz", get(healthz))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/status") }),
+        )
+        .with_state(daemon)
+}
+
+async fn metrics(State(daemon): State<Daemon>) -> Response {
+    let now = Instant::now();
+    // `up` and the last message age are computed at scrape time.
+    for r in daemon.recorders() {
+        r.refresh_gauges(now);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            wsmon::export::prometheus::CONTENT_TYPE,
+        )],
+        wsmon::export::prometheus::render(daemon.registry()),
+    )
+        .into_response()
+}
+
+async fn status(State(daemon): State<Daemon>) -> Response {
+    let snapshots: Vec<_> = daemon.recorders().iter().map(|r| r.snapshot()).collect();
+    let page = status_page::render(&snapshots, daemon.uptime().as_secs_f64());
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        )],
+        Html(page),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}

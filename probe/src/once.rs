@@ -1,0 +1,82 @@
+//! `once`: run each canary for a bounded time, evaluate it, and report.
+//!
+//! A fault that ends the stream ends that canary's run early with that verdict; `duration` is an
+//! upper bound, not a promise to keep retrying. When several faults occur, the first one wins.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::canary::{run_session, SessionLimits};
+use crate::config::CanaryConfig;
+use crate::failure::FailureReason;
+use crate::measure::SequenceTracker;
+use crate::metrics::CanaryMetrics;
+use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
+
+/// One canary's evaluated run.
+#[derive(Debug, Clone)]
+pub struct CanaryRun {
+    pub status: CanaryStatus,
+    pub duration: Duration,
+}
+
+impl CanaryRun {
+    pub fn success(&self) -> bool {
+        self.status.verdict.success()
+    }
+}
+
+/// Runs `canaries` concurrently for at most `duration`, recording into `registry`.
+pub async fn run(
+    canaries: &[CanaryConfig],
+    duration: Duration,
+    registry: &Registry,
+) -> Result<Vec<CanaryRun>, prometheus::Error> {
+    let metrics = CanaryMetrics::register(registry)?;
+    let runs = canaries.iter().map(|cfg| {
+        let recorder = Arc::new(CanaryRecorder::new(
+            &cfg.name,
+            cfg.url.redacted(),
+            Some(metrics.clone()),
+        ));
+        let limits = SessionLimits {
+            shutdown: CancellationToken::new(),
+            until: Some(Instant::now() + duration),
+            stop_after_first_payload: false,
+        };
+        run_one(cfg.clone(), recorder, limits)
+    });
+    let runs = futures_util::future::join_all(runs).await;
+    for run in &runs {
+        metrics
+            .up
+            .with_label_values(&[&run.status.name])
+            .set(if run.success() { 1.0 } else { 0.0 });
+    }
+    Ok(runs)
+}
+
+/// One bounded session, evaluated. Also the body of a `/probe` request.
+pub async fn run_one(
+    cfg: CanaryConfig,
+    recorder: Arc<CanaryRecorder>,
+    limits: SessionLimits,
+) -> CanaryRun {
+    let started = Instant::now();
+    let mut tracker = SequenceTracker::new(cfg.sequence.as_ref().map_or(0, |s| s.reorder_window));
+    let end = run_session(&cfg, &recorder, &mut tracker, &limits).await;
+    if end.fault.is_none() && !end.got_payload {
+        recorder.fault(
+            FailureReason::FirstPayloadTimeout,
+            "no data message before the run ended",
+        );
+    }
+    recorder.set_state(CanaryState::Stopped);
+    CanaryRun {
+        status: recorder.snapshot(),
+        duration: started.elapsed(),
+    }
+}

@@ -1,0 +1,385 @@
+//! One canary's live record: the status that `once`, `/status` and the demo read, and the
+//! metric series that `/metrics` exports. Every event updates both in one place.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::failure::FailureReason;
+use crate::measure::{Fault, LatencyHistogram, SequenceDelta, Verdict};
+use crate::metrics::CanaryMetrics;
+
+/// Failures kept for the status page.
+const RECENT_FAILURES: usize = 10;
+/// Freshness samples kept for the sparkline.
+const SPARKLINE_POINTS: usize = 60;
+/// Characters of the last message kept for the status page.
+const PREVIEW_CHARS: usize = 160;
+
+/// What the canary is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanaryState {
+    Connecting,
+    Up,
+    Stalled,
+    /// Waiting to reconnect after a failure.
+    Backoff,
+    Stopped,
+}
+
+impl CanaryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryState::Connecting => "connecting",
+            CanaryState::Up => "up",
+            CanaryState::Stalled => "stalled",
+            CanaryState::Backoff => "backoff",
+            CanaryState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Connect-phase durations of the latest connection attempt, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ConnectPhases {
+    pub dns: Option<f64>,
+    pub tcp: Option<f64>,
+    pub tls: Option<f64>,
+    pub upgrade: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Dns,
+    Tcp,
+    Tls,
+    Upgrade,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Dns => "dns",
+            Phase::Tcp => "tcp",
+            Phase::Tls => "tls",
+            Phase::Upgrade => "upgrade",
+        }
+    }
+}
+
+/// A failure as shown on the status page.
+#[derive(Debug, Clone)]
+pub struct RecentFailure {
+    pub at: SystemTime,
+    pub fault: Fault,
+}
+
+/// Everything known about one canary. Cloned out for reports; never holds secrets.
+#[derive(Debug, Clone)]
+pub struct CanaryStatus {
+    pub name: String,
+    /// The target with credentials redacted.
+    pub target: String,
+    pub state: CanaryState,
+    pub connect: ConnectPhases,
+    /// HTTP status of the latest upgrade response.
+    pub status_code: Option<u16>,
+    pub upgraded: bool,
+    pub first_payload: Option<f64>,
+    pub messages: u64,
+    pub sequence: SequenceDelta,
+    pub stalls: u64,
+    pub publishes: u64,
+    pub publish_timeouts: u64,
+    pub reconnects: u64,
+    pub freshness: LatencyHistogram,
+    pub e2e: LatencyHistogram,
+    pub heartbeat_rtt: LatencyHistogram,
+    pub head_lag: Option<u64>,
+    pub last_message_at: Option<Instant>,
+    pub last_message_preview: String,
+    pub close_code: Option<u16>,
+    pub close_reason: String,
+    pub verdict: Verdict,
+    pub recent_failures: VecDeque<RecentFailure>,
+    /// Latest freshness (or e2e) samples in seconds, oldest first.
+    pub sparkline: VecDeque<f64>,
+}
+
+impl CanaryStatus {
+    pub fn last_message_age(&self, now: Instant) -> Option<Duration> {
+        self.last_message_at
+            .map(|at| now.saturating_duration_since(at))
+    }
+}
+
+/// One canary's record, shared between its task, the HTTP handlers and reports.
+pub struct CanaryRecorder {
+    status: Mutex<CanaryStatus>,
+    metrics: Option<CanaryMetrics>,
+}
+
+impl CanaryRecorder {
+    pub fn new(name: &str, target: String, metrics: Option<CanaryMetrics>) -> Self {
+        if let Some(m) = &metrics {
+            m.init(name);
+        }
+        Self {
+            status: Mutex::new(CanaryStatus {
+                name: name.to_string(),
+                target,
+                state: CanaryState::Connecting,
+                connect: ConnectPhases::default(),
+                status_code: None,
+                upgraded: false,
+                first_payload: None,
+                messages: 0,
+                sequence: SequenceDelta::default(),
+                stalls: 0,
+                publishes: 0,
+                publish_timeouts: 0,
+                reconnects: 0,
+                freshness: LatencyHistogram::default(),
+                e2e: LatencyHistogram::default(),
+                heartbeat_rtt: LatencyHistogram::default(),
+                head_lag: None,
+                last_message_at: None,
+                last_message_preview: String::new(),
+                close_code: None,
+                close_reason: String::new(),
+                verdict: Verdict::default(),
+                recent_failures: VecDeque::new(),
+                sparkline: VecDeque::new(),
+            }),
+            metrics,
+        }
+    }
+
+    // One canary's events come from one task, so this lock is never contended on the hot path.
+    fn lock(&self) -> MutexGuard<'_, CanaryStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn name(&self) -> String {
+        self.lock().name.clone()
+    }
+
+    pub fn snapshot(&self) -> CanaryStatus {
+        self.lock().clone()
+    }
+
+    pub fn set_state(&self, state: CanaryState) {
+        self.lock().state = state;
+    }
+
+    /// Computes the scrape-time gauges: `up` and the age of the last message.
+    pub fn refresh_gauges(&self, now: Instant) {
+        let Some(m) = &self.metrics else { return };
+        let s = self.lock();
+        let up = s.state == CanaryState::Up;
+        m.up.with_label_values(&[&s.name])
+            .set(if up { 1.0 } else { 0.0 });
+        if let Some(age) = s.last_message_age(now) {
+            m.last_message_age
+                .with_label_values(&[&s.name])
+                .set(age.as_secs_f64());
+        }
+    }
+
+    pub fn begin_attempt(&self) {
+        let mut s = self.lock();
+        s.state = CanaryState::Connecting;
+        s.connect = ConnectPhases::default();
+        s.status_code = None;
+        s.upgraded = false;
+    }
+
+    pub fn phase(&self, phase: Phase, took: Duration) {
+        let mut s = self.lock();
+        let secs = took.as_secs_f64();
+        match phase {
+            Phase::Dns => s.connect.dns = Some(secs),
+            Phase::Tcp => s.connect.tcp = Some(secs),
+            Phase::Tls => s.connect.tls = Some(secs),
+            Phase::Upgrade => s.connect.upgrade = Some(secs),
+        }
+        if let Some(m) = &self.metrics {
+            m.connect_phase
+                .with_label_values(&[&s.name, phase.as_str()])
+                .observe(secs);
+        }
+    }
+
+    pub fn handshake_status(&self, code: u16, upgraded: bool) {
+        let mut s = self.lock();
+        s.status_code = Some(code);
+        s.upgraded = upgraded;
+        if upgraded {
+            s.state = CanaryState::Up;
+        }
+    }
+
+    pub fn first_payload(&self, took: Duration) {
+        let mut s = self.lock();
+        s.first_payload = Some(took.as_secs_f64());
+        if let Some(m) = &self.metrics {
+            m.first_payload
+                .with_label_values(&[&s.name])
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// A data message arrived at `at`; `preview` is its text, kept truncated for `/status`.
+    pub fn message(&self, at: Instant, preview: &str) {
+        let mut s = self.lock();
+        s.messages += 1;
+        s.last_message_at = Some(at);
+        if s.state == CanaryState::Stalled {
+            s.state = CanaryState::Up;
+        }
+        s.last_message_preview.clear();
+        s.last_message_preview
+            .extend(preview.chars().take(PREVIEW_CHARS));
+        if let Some(m) = &self.metrics {
+            m.messages.with_label_values(&[&s.name]).inc();
+        }
+    }
+
+    pub fn sequence(&self, d: SequenceDelta) {
+        if d == SequenceDelta::default() {
+            return;
+        }
+        let mut s = self.lock();
+        s.sequence.gaps += d.gaps;
+        s.sequence.missed += d.missed;
+        s.sequence.duplicates += d.duplicates;
+        s.sequence.reorders += d.reorders;
+        if let Some(m) = &self.metrics {
+            let l = [s.name.as_str()];
+            m.gaps.with_label_values(&l).inc_by(d.gaps);
+            m.missed.with_label_values(&l).inc_by(d.missed);
+            m.duplicates.with_label_values(&l).inc_by(d.duplicates);
+            m.reorders.with_label_values(&l).inc_by(d.reorders);
+        }
+    }
+
+    fn spark(s: &mut CanaryStatus, secs: f64) {
+        if s.sparkline.len() == SPARKLINE_POINTS {
+            s.sparkline.pop_front();
+        }
+        s.sparkline.push_back(secs);
+    }
+
+    /// Freshness from the server's timestamp; negative values (server clock ahead) record as 0.
+    pub fn freshness(&self, secs: f64) {
+        let secs = secs.max(0.0);
+        let mut s = self.lock();
+        s.freshness.record(Duration::from_secs_f64(secs));
+        Self::spark(&mut s, secs);
+        if let Some(m) = &self.metrics {
+            m.freshness.with_label_values(&[&s.name]).observe(secs);
+        }
+    }
+
+    pub fn e2e(&self, took: Duration) {
+        let mut s = self.lock();
+        s.e2e.record(took);
+        if s.freshness.count() == 0 {
+            // Without server timestamps, the sparkline shows publish-to-receive times.
+            Self::spark(&mut s, took.as_secs_f64());
+        }
+        if let Some(m) = &self.metrics {
+            m.e2e
+                .with_label_values(&[&s.name])
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    pub fn published(&self) {
+        let mut s = self.lock();
+        s.publishes += 1;
+        if let Some(m) = &self.metrics {
+            m.publishes.with_label_values(&[&s.name]).inc();
+        }
+    }
+
+    pub fn publish_timeouts(&self, n: u64) {
+        let mut s = self.lock();
+        s.publish_timeouts += n;
+        if let Some(m) = &self.metrics {
+            m.publish_timeouts.with_label_values(&[&s.name]).inc_by(n);
+        }
+    }
+
+    pub fn heartbeat_rtt(&self, rtt: Duration) {
+        let mut s = self.lock();
+        s.heartbeat_rtt.record(rtt);
+        if let Some(m) = &self.metrics {
+            m.heartbeat_rtt
+                .with_label_values(&[&s.name])
+                .observe(rtt.as_secs_f64());
+        }
+    }
+
+    pub fn head_lag(&self, lag: u64) {
+        let mut s = self.lock();
+        s.head_lag = Some(lag);
+        if let Some(m) = &self.metrics {
+            m.head_lag.with_label_values(&[&s.name]).set(lag as f64);
+        }
+    }
+
+    pub fn stall(&self) {
+        let mut s = self.lock();
+        s.stalls += 1;
+        if s.state == CanaryState::Up {
+            s.state = CanaryState::Stalled;
+        }
+        if let Some(m) = &self.metrics {
+            m.stalls.with_label_values(&[&s.name]).inc();
+        }
+    }
+
+    /// The stream ended with `code` (1006 when no close frame arrived); `reason` is the
+    /// server's close reason, untrusted text.
+    pub fn closed(&self, code: u16, reason: &str) {
+        let mut s = self.lock();
+        s.close_code = Some(code);
+        s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
+        if let Some(m) = &self.metrics {
+            m.closes
+                .with_label_values(&[&s.name, wsmon::close_code::classify(code)])
+                .inc();
+        }
+    }
+
+    pub fn reconnect(&self, reason: FailureReason) {
+        let mut s = self.lock();
+        s.reconnects += 1;
+        if let Some(m) = &self.metrics {
+            m.reconnects
+                .with_label_values(&[&s.name, reason.as_str()])
+                .inc();
+        }
+    }
+
+    /// Records a fault: counted, kept for `/status`, and the verdict if it is the first.
+    pub fn fault(&self, reason: FailureReason, detail: impl Into<String>) {
+        let detail = detail.into();
+        tracing::warn!(canary = %self.name(), reason = reason.as_str(), detail = %detail, "canary fault");
+        let mut s = self.lock();
+        s.verdict.fault(reason, detail.clone());
+        if s.recent_failures.len() == RECENT_FAILURES {
+            s.recent_failures.pop_front();
+        }
+        s.recent_failures.push_back(RecentFailure {
+            at: SystemTime::now(),
+            fault: Fault { reason, detail },
+        });
+        if let Some(m) = &self.metrics {
+            m.failures
+                .with_label_values(&[&s.name, reason.as_str()])
+                .inc();
+        }
+    }
+}
