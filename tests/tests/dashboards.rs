@@ -1,0 +1,229 @@
+//! The dashboards import cleanly and follow the bundle's conventions.
+
+use wsmon_tests::dashboard::Dashboard;
+use wsmon_tests::{promql, repo};
+
+fn dashboards() -> Vec<Dashboard> {
+    let d = Dashboard::load_all(&repo::dashboards_dir()).unwrap();
+    let names: Vec<String> = d.iter().map(|d| d.file_name()).collect();
+    assert_eq!(names, ["websocket-canaries.json", "websocket-server.json"]);
+    d
+}
+
+#[test]
+fn dashboards_declare_the_prometheus_input_and_a_stable_uid() {
+    let mut uids = Vec::new();
+    for d in dashboards() {
+        let f = d.file_name();
+        let inputs = d.json["__inputs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{f}: no __inputs"));
+        assert!(
+            inputs.iter().any(|i| i["name"] == "DS_PROMETHEUS"
+                && i["pluginId"] == "prometheus"
+                && i["type"] == "datasource"),
+            "{f}: __inputs lacks DS_PROMETHEUS"
+        );
+        let uid = d.json["uid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{f}: no uid"));
+        assert!(
+            uid.starts_with("wsmon-") && uid.len() <= 40,
+            "{f}: uid {uid:?}"
+        );
+        assert!(
+            d.json["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{f}: title"
+        );
+        // Grafana refuses an import whose panel ids collide.
+        let mut ids: Vec<i64> = d.json["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{f}: duplicate panel ids");
+        uids.push(uid.to_string());
+    }
+    uids.dedup();
+    assert_eq!(uids.len(), 2, "uids must differ");
+}
+
+#[test]
+fn dashboards_have_datasource_job_instance_and_route_or_canary_variables() {
+    for d in dashboards() {
+        let f = d.file_name();
+        let vars = d.variables();
+        let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+        let scope = if f.contains("canar") {
+            "canary"
+        } else {
+            "route"
+        };
+        assert_eq!(names, ["datasource", "job", "instance", scope], "{f}");
+        assert_eq!(
+            vars[0].1, "datasource",
+            "{f}: the first variable picks the data source"
+        );
+        assert_eq!(
+            d.json["templating"]["list"][0]["query"], "prometheus",
+            "{f}"
+        );
+        // Every panel and query uses the variable, not a fixed data source.
+        for p in d.panels() {
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "{f}: panel {}",
+                p["title"]
+            );
+            for t in p["targets"].as_array().unwrap() {
+                assert_eq!(
+                    t["datasource"]["uid"], "${datasource}",
+                    "{f}: panel {}",
+                    p["title"]
+                );
+            }
+        }
+        // Every query on a wsmon metric is filtered by the dashboard's variables.
+        for q in d.queries() {
+            if q.expr.starts_with("wsmon:threshold:") {
+                continue;
+            }
+            for var in ["$job", "$instance", &format!("${scope}")] {
+                assert!(
+                    q.expr.contains(var),
+                    "{f}: panel {:?} query {} ignores {var}: {}",
+                    q.panel,
+                    q.ref_id,
+                    q.expr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_panel_states_a_unit() {
+    for d in dashboards() {
+        let panels = d.panels();
+        assert!(
+            panels.len() >= 15,
+            "{}: {} panels",
+            d.file_name(),
+            panels.len()
+        );
+        for p in panels {
+            let unit = p["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or("");
+            assert!(
+                !unit.is_empty() && unit != "none",
+                "{}: panel {} has no unit",
+                d.file_name(),
+                p["title"]
+            );
+            assert!(
+                !p["targets"].as_array().unwrap().is_empty(),
+                "{}: panel {} has no query",
+                d.file_name(),
+                p["title"]
+            );
+        }
+    }
+}
+
+#[test]
+fn histograms_use_quantiles_of_summed_bucket_rates_by_le() {
+    let mut quantiles = 0;
+    for d in dashboards() {
+        for q in d.queries() {
+            let expr = promql::parse(&promql::expand_grafana_macros(&q.expr, "5m")).unwrap();
+            quantiles += q.expr.matches("histogram_quantile").count();
+            let bad = promql::badly_shaped_histogram_quantiles(&expr);
+            assert!(
+                bad.is_empty(),
+                "{}: panel {:?}: {bad:?}",
+                d.file_name(),
+                q.panel
+            );
+            assert!(
+                !q.expr.contains("_bucket") || q.expr.contains("histogram_quantile"),
+                "{}: panel {:?} shows raw buckets",
+                d.file_name(),
+                q.panel
+            );
+        }
+    }
+    assert!(quantiles >= 15, "only {quantiles} histogram_quantile calls");
+}
+
+#[test]
+fn the_server_dashboard_has_the_five_panels_plus_heartbeats() {
+    let d = dashboards()
+        .into_iter()
+        .find(|d| d.file_name() == "websocket-server.json")
+        .unwrap();
+    let rows: Vec<String> = d.json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap().to_string())
+        .collect();
+    for (i, topic) in [
+        "Connections",
+        "Upgrades",
+        "Closes",
+        "First payload",
+        "Backpressure",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(&format!("{}. {topic}", i + 1))),
+            "no row {}. {topic}: {rows:?}",
+            i + 1
+        );
+    }
+    let exprs: String = d
+        .queries()
+        .iter()
+        .map(|q| q.expr.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for metric in wsmon::catalog::SERVER_METRICS {
+        assert!(
+            exprs.contains(metric.name),
+            "server dashboard never shows {}",
+            metric.name
+        );
+    }
+}
+
+#[test]
+fn the_canary_dashboard_shows_every_canary_metric() {
+    let d = dashboards()
+        .into_iter()
+        .find(|d| d.file_name() == "websocket-canaries.json")
+        .unwrap();
+    let exprs: String = d
+        .queries()
+        .iter()
+        .map(|q| q.expr.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for metric in wsmon::catalog::CANARY_METRICS {
+        assert!(
+            exprs.contains(metric.name),
+            "canary dashboard never shows {}",
+            metric.name
+        );
+    }
+    assert!(
+        exprs.contains("wsmon:threshold:canary_e2e_slo_latency_seconds"),
+        "no SLO line"
+    );
+}
