@@ -1,0 +1,276 @@
+//! Each faulty server yields the right failure_reason and counters, from `once` (the binary)
+//! and from the daemon, whose `/metrics` keeps answering throughout.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::faulty::{self, close_with, hold, send_seqs};
+use support::{once_json, parse_config, sample, RunningDaemon};
+
+fn yaml(url: &str, extra: &str) -> String {
+    format!(
+        "canaries:\n  - name: t\n    url: {url}\n    connect_timeout: 500ms\n    first_payload_within: 1s\n    backoff: {{ initial: 100ms, max: 400ms }}\n{extra}"
+    )
+}
+
+fn reason(v: &Value) -> &str {
+    v["failure_reason"].as_str().unwrap_or("(none)")
+}
+
+/// Runs the daemon on `config` until the failure counter for `reason` moves; returns /metrics.
+async fn daemon_sees(config: &str, reason: &str) -> String {
+    let d = RunningDaemon::start(parse_config(config)).await;
+    let labels = format!(r#"canary="t",reason="{reason}""#);
+    let body = d
+        .wait_for(Duration::from_secs(10), reason, |m| {
+            sample(m, "websocket_canary_failures_total", &labels).unwrap_or(0.0) >= 1.0
+        })
+        .await;
+    assert_eq!(d.get("/healthz").await.0, 200);
+    d.stop().await;
+    body
+}
+
+#[tokio::test]
+async fn a_server_that_sends_nothing_fails_with_first_payload_timeout() {
+    let server =
+        faulty::ws(|mut ws| async move { hold(&mut ws, Duration::from_secs(10)).await }).await;
+    let config = yaml(&server.url(), "    first_payload_within: 300ms\n")
+        .replace("    first_payload_within: 1s\n", "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "first_payload_timeout", "{v}");
+    assert_eq!(v["messages"], 0);
+    assert_eq!(v["first_payload_seconds"], Value::Null);
+    assert!(
+        v["duration_seconds"].as_f64().unwrap() < 4.0,
+        "ended early: {v}"
+    );
+    daemon_sees(&config, "first_payload_timeout").await;
+}
+
+#[tokio::test]
+async fn a_silence_mid_stream_is_one_stall_and_the_stream_recovers() {
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(&mut ws, &[1, 2, 3, 4], Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        send_seqs(
+            &mut ws,
+            &(5..=40).collect::<Vec<_>>(),
+            Duration::from_millis(50),
+        )
+        .await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    sequence: { pointer: /seq }\n    max_silence: 300ms\n",
+    );
+    let (code, v) = once_json(&config, "2s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "stall", "{v}");
+    assert_eq!(v["stalls"], 1, "{v}");
+    assert_eq!(v["gaps"], 0, "{v}");
+    assert!(
+        v["messages"].as_u64().unwrap() > 5,
+        "the stream went on after the stall: {v}"
+    );
+    let metrics = daemon_sees(&config, "stall").await;
+    assert!(sample(&metrics, "websocket_canary_stalls_total", r#"canary="t""#).unwrap() >= 1.0);
+}
+
+#[tokio::test]
+async fn skipped_duplicated_and_reordered_sequences_are_counted_apart() {
+    // 4 is skipped for good, 6 comes twice, 8 overtakes 7.
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(
+            &mut ws,
+            &[1, 2, 3, 5, 6, 6, 8, 7, 9, 10, 11, 12, 13, 14],
+            Duration::from_millis(20),
+        )
+        .await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    sequence: { pointer: /seq, reorder_window: 4 }\n",
+    );
+    let (code, v) = once_json(&config, "1500ms").await;
+    assert_eq!(code, 1);
+    assert_eq!(v["gaps"], 1, "{v}");
+    assert_eq!(v["missed_messages"], 1, "{v}");
+    assert_eq!(v["duplicates"], 1, "{v}");
+    assert_eq!(v["reorders"], 1, "{v}");
+    assert_eq!(v["messages"], 14, "{v}");
+    // The duplicate is seen before the gap's reorder window closes: first fault wins.
+    assert_eq!(reason(&v), "sequence_duplicate", "{v}");
+    let metrics = daemon_sees(&config, "sequence_gap").await;
+    assert!(
+        sample(
+            &metrics,
+            "websocket_canary_missed_messages_total",
+            r#"canary="t""#
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(sample(&metrics, "websocket_canary_reorders_total", r#"canary="t""#).unwrap() >= 1.0);
+}
+
+#[tokio::test]
+async fn a_multi_message_skip_is_one_gap_with_its_size_missed() {
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(
+            &mut ws,
+            &[1, 2, 10, 11, 12, 13, 14, 15, 16],
+            Duration::from_millis(20),
+        )
+        .await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(&server.url(), "    sequence: { pointer: /seq }\n");
+    let (code, v) = once_json(&config, "1s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "sequence_gap", "{v}");
+    assert_eq!(
+        (v["gaps"].as_u64(), v["missed_messages"].as_u64()),
+        (Some(1), Some(7)),
+        "{v}"
+    );
+    assert_eq!(v["duplicates"], 0);
+}
+
+#[tokio::test]
+async fn an_abrupt_tcp_close_is_closed_with_1006() {
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(&mut ws, &[1, 2], Duration::from_millis(20)).await;
+        // Dropping the socket ends TCP without a close frame.
+        drop(ws);
+    })
+    .await;
+    let config = yaml(&server.url(), "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "closed", "{v}");
+    assert_eq!(v["close_code"], 1006, "{v}");
+    assert_eq!(v["messages"], 2);
+    let metrics = daemon_sees(&config, "closed").await;
+    assert!(
+        sample(
+            &metrics,
+            "websocket_canary_closes_total",
+            r#"canary="t",close_code="1006""#
+        )
+        .unwrap()
+            >= 1.0
+    );
+}
+
+async fn closes_with(code: u16, expected_reason: &str) {
+    let server = faulty::ws(move |mut ws| async move {
+        send_seqs(&mut ws, &[1], Duration::from_millis(20)).await;
+        close_with(&mut ws, code, "bye").await;
+    })
+    .await;
+    let config = yaml(&server.url(), "");
+    let (exit, v) = once_json(&config, "5s").await;
+    assert_eq!(exit, 1);
+    assert_eq!(reason(&v), expected_reason, "{v}");
+    assert_eq!(v["close_code"], code, "{v}");
+    assert!(v["failure_detail"].as_str().unwrap().contains("bye"), "{v}");
+    let metrics = daemon_sees(&config, expected_reason).await;
+    let labels = format!(r#"canary="t",close_code="{code}""#);
+    assert!(
+        sample(&metrics, "websocket_canary_closes_total", &labels).unwrap() >= 1.0,
+        "{metrics}"
+    );
+    let reconnect = format!(r#"canary="t",reason="{expected_reason}""#);
+    // The daemon reconnected after the close, recording why.
+    RunningDaemon::start(parse_config(&config))
+        .await
+        .wait_for(Duration::from_secs(10), "a reconnect", |m| {
+            sample(m, "websocket_canary_reconnects_total", &reconnect).unwrap_or(0.0) >= 1.0
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn close_1001_going_away_is_closed() {
+    closes_with(1001, "closed").await;
+}
+
+#[tokio::test]
+async fn close_1009_is_message_too_big() {
+    closes_with(1009, "message_too_big").await;
+}
+
+#[tokio::test]
+async fn close_1013_try_again_later_is_closed() {
+    closes_with(1013, "closed").await;
+}
+
+#[tokio::test]
+async fn a_403_handshake_is_handshake_status() {
+    let server = faulty::http_status("403 Forbidden").await;
+    let config = yaml(&server.url(), "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "handshake_status", "{v}");
+    assert_eq!(v["status_code"], 403, "{v}");
+    assert!(v["connect_seconds"]["tcp"].as_f64().is_some(), "{v}");
+    assert_eq!(v["connect_seconds"]["upgrade"], Value::Null, "{v}");
+    daemon_sees(&config, "handshake_status").await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_is_handshake_timeout() {
+    let server = faulty::silent_handshake().await;
+    let config = yaml(&server.url(), "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "handshake_timeout", "{v}");
+    assert!(
+        v["duration_seconds"].as_f64().unwrap() < 4.0,
+        "bounded by connect_timeout: {v}"
+    );
+    daemon_sees(&config, "handshake_timeout").await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_connect_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = yaml(&format!("ws://127.0.0.1:{port}/ws"), "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "connect_refused", "{v}");
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_message_too_big_and_closed_with_1009() {
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(&mut ws, &[1], Duration::from_millis(20)).await;
+        let big = format!(r#"{{"seq":2,"pad":"{}"}}"#, "x".repeat(200 * 1024));
+        let _ = futures_util::SinkExt::send(
+            &mut ws,
+            tokio_tungstenite::tungstenite::Message::text(big),
+        )
+        .await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(&server.url(), "    max_message_bytes: 64KiB\n");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "message_too_big", "{v}");
+    assert_eq!(v["close_code"], 1009, "{v}");
+    assert_eq!(v["messages"], 1, "{v}");
+    daemon_sees(&config, "message_too_big").await;
+}

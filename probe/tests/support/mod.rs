@@ -1,0 +1,186 @@
+//! Test support: small purpose-built servers (well-behaved and faulty), the daemon in-process,
+//! and helpers to run the binary and read `/metrics`.
+#![allow(dead_code)]
+
+pub mod faulty;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use wsmon_probe::config::Config;
+use wsmon_probe::daemon::Daemon;
+
+/// The example feed on a free port, stopped when the returned guard drops.
+pub struct Feed {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn feed(rate: f64) -> Feed {
+    let registry = prometheus::Registry::new();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = wsmon::feed::FeedConfig {
+        rate,
+        ..Default::default()
+    };
+    let (addr, _feed, _task) = wsmon::feed::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        &registry,
+        async move {
+            let _ = rx.await;
+        },
+    )
+    .await
+    .expect("feed starts");
+    Feed {
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// Writes `yaml` into a fresh temp dir and returns (dir guard, path).
+pub fn config_file(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (dir, path)
+}
+
+pub fn parse_config(yaml: &str) -> Config {
+    Config::parse(yaml, std::path::Path::new("test.yaml"), &|_| None).expect("test config is valid")
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wsmon-probe");
+
+/// Runs the binary with `args` and an extra environment, bounded so a hang fails the test.
+pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("wsmon-probe finished within 60s")
+        .expect("wsmon-probe runs")
+}
+
+/// `once --format json` on a config; returns the exit code and the one canary's JSON object.
+pub async fn once_json(yaml: &str, duration: &str) -> (i32, serde_json::Value) {
+    let (_dir, path) = config_file(yaml);
+    let out = run_bin(
+        &[
+            "once",
+            "-c",
+            path.to_str().unwrap(),
+            "--duration",
+            duration,
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().unwrap_or_else(|| {
+        panic!(
+            "no JSON on stdout; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    (out.status.code().unwrap_or(-1), value)
+}
+
+/// A daemon in-process with its HTTP server on a free port.
+pub struct RunningDaemon {
+    pub daemon: Daemon,
+    pub addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDaemon {
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let daemon = Daemon::start(config).unwrap();
+        let router = wsmon_probe::http::router(daemon.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            daemon,
+            addr,
+            server,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr)).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (code, body) = self.get("/metrics").await;
+        assert_eq!(code, 200, "/metrics must keep answering");
+        body
+    }
+
+    /// Polls `/metrics` (asserting it answers every time) until `check` holds or `limit` passes.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let body = self.metrics().await;
+            if check(&body) {
+                return body;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last /metrics:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.daemon.shutdown().await;
+        self.server.abort();
+    }
+}
+
+pub async fn get(url: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, where `labels` is the exact
+/// label set as rendered (e.g. `canary="a",reason="stall"`).
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l[prefix.len()..].trim().parse().ok())
+}
