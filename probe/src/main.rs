@@ -127,7 +127,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Daemon { .. } => "info",
-        _ => "warn",
+        // `once` and `demo` report faults in their own output; logs would repeat them.
+        _ => "error",
     };
     init_logging(default_log);
     let runtime = match tokio::runtime::Runtime::new() {
