@@ -66,7 +66,7 @@ async fn status_page_renders_each_canary_and_escapes_hostile_text() {
     })
     .await;
     let config = format!(
-        "canaries:\n  - name: feed\n    url: ws://{}/ws\n  - name: hostile\n    url: {}\n    backoff: {{ initial: 5s, max: 10s }}\n",
+        "canaries:\n  - name: feed\n    url: ws://{}/ws\n    timestamp: {{ pointer: /ts }}\n  - name: hostile\n    url: {}\n    backoff: {{ initial: 5s, max: 10s }}\n",
         feed.addr,
         hostile.url()
     );
