@@ -21,6 +21,7 @@ pub fn router(daemon: Daemon) -> Router {
             "/",
             get(|| async { axum::response::Redirect::to("/status") }),
         )
+        .merge(crate::probe_endpoint::router())
         .with_state(daemon)
 }
 

@@ -17,6 +17,7 @@ pub mod http;
 pub mod measure;
 pub mod metrics;
 pub mod once;
+pub mod probe_endpoint;
 pub mod recorder;
 pub mod report;
 pub mod status_page;

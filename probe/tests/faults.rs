@@ -274,3 +274,90 @@ async fn an_oversized_message_is_message_too_big_and_closed_with_1009() {
     assert_eq!(v["messages"], 1, "{v}");
     daemon_sees(&config, "message_too_big").await;
 }
+
+#[tokio::test]
+async fn probe_endpoint_answers_in_blackbox_exporter_terms() {
+    let feed = support::feed(20.0).await;
+    let forbidden = faulty::http_status("403 Forbidden").await;
+    let config = format!(
+        "canaries:\n  - name: feed\n    url: ws://{}/ws\n    connect_timeout: 1s\n    first_payload_within: 1s\n  - name: other\n    url: ws://{}/ws\n",
+        feed.addr, feed.addr
+    );
+    let d = RunningDaemon::start(parse_config(&config)).await;
+    let (code, ok) = d
+        .get(&format!("/probe?module=feed&target=ws://{}/ws", feed.addr))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(sample(&ok, "probe_success", ""), Some(1.0), "{ok}");
+    assert_eq!(
+        sample(&ok, "probe_websocket_status_code", ""),
+        Some(101.0),
+        "{ok}"
+    );
+    assert_eq!(
+        sample(&ok, "probe_websocket_connection_upgraded", ""),
+        Some(1.0),
+        "{ok}"
+    );
+    assert!(
+        sample(&ok, "probe_websocket_first_payload_seconds", "").is_some(),
+        "{ok}"
+    );
+    assert!(
+        sample(
+            &ok,
+            "probe_websocket_connect_phase_seconds",
+            r#"phase="upgrade""#
+        )
+        .is_some(),
+        "{ok}"
+    );
+    assert!(sample(&ok, "probe_duration_seconds", "").unwrap() > 0.0);
+    assert!(
+        !ok.contains("websocket_canary_"),
+        "a fresh registry per request"
+    );
+    support::promtool_check(&ok);
+
+    let (_, bad) = d
+        .get(&format!("/probe?module=feed&target={}", forbidden.url()))
+        .await;
+    assert_eq!(sample(&bad, "probe_success", ""), Some(0.0), "{bad}");
+    assert_eq!(
+        sample(&bad, "probe_websocket_status_code", ""),
+        Some(403.0),
+        "{bad}"
+    );
+    assert_eq!(
+        sample(&bad, "probe_websocket_connection_upgraded", ""),
+        Some(0.0),
+        "{bad}"
+    );
+    assert_eq!(
+        sample(
+            &bad,
+            "probe_websocket_failure_info",
+            r#"reason="handshake_status""#
+        ),
+        Some(1.0),
+        "{bad}"
+    );
+
+    assert_eq!(
+        d.get("/probe?module=nope&target=ws://127.0.0.1:1/").await.0,
+        400
+    );
+    assert_eq!(
+        d.get("/probe?module=feed&target=http://127.0.0.1:1/")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        d.get("/probe?target=ws://127.0.0.1:1/").await.0,
+        400,
+        "module needed with two canaries"
+    );
+    d.metrics().await;
+    d.stop().await;
+}

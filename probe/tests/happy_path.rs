@@ -156,36 +156,6 @@ async fn the_daemon_exports_every_canary_series_from_the_catalog() {
         ),
         Some(0.0)
     );
-    promtool_check(&metrics);
+    support::promtool_check(&metrics);
     d.stop().await;
-}
-
-/// `promtool check metrics` must find nothing to complain about.
-fn promtool_check(metrics: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool is missing: `bash scripts/test.sh` installs it (apt-get install prometheus)",
-        );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
 }
