@@ -530,7 +530,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return None;
     }
     Some(Duration::from_secs_f64(secs))

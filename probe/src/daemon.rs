@@ -111,7 +111,7 @@ impl Daemon {
         let mut keep = Vec::new();
         let mut stopping = Vec::new();
         for r in old {
-            if new.canaries.iter().any(|c| *c == r.cfg) {
+            if new.canaries.contains(&r.cfg) {
                 keep.push(r);
             } else {
                 r.stop.cancel();

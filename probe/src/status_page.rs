@@ -134,10 +134,9 @@ pub fn render(canaries: &[CanaryStatus], uptime_secs: f64) -> String {
             preview = escape(&s.last_message_preview),
         );
         for f in s.recent_failures.iter().rev() {
-            let _ = write!(
+            let _ = writeln!(
                 failures,
-                r#"<li data-canary="{}"><span class="when">{}</span> <b>{}</b> <span class="reason">{}</span>: {}</li>
-"#,
+                r#"<li data-canary="{}"><span class="when">{}</span> <b>{}</b> <span class="reason">{}</span>: {}</li>"#,
                 escape(&s.name),
                 ago(f.at),
                 escape(&s.name),

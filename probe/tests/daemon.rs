@@ -13,16 +13,9 @@ use tokio::io::AsyncBufReadExt;
 
 const CANARIES: usize = 6;
 
-fn ticking_server_behaviour(ws: faulty::Ws) -> impl std::future::Future<Output = ()> {
-    async move {
-        let mut ws = ws;
-        send_seqs(
-            &mut ws,
-            &(1..=100_000).collect::<Vec<_>>(),
-            Duration::from_millis(50),
-        )
-        .await;
-    }
+async fn ticking_server_behaviour(mut ws: faulty::Ws) {
+    let seqs: Vec<u64> = (1..=100_000).collect();
+    send_seqs(&mut ws, &seqs, Duration::from_millis(50)).await;
 }
 
 fn canaries_yaml(url: &str) -> String {
