@@ -36,6 +36,7 @@
 //! connections: per-route handles are resolved once per connection, and live-connection
 //! gauges are computed at scrape time.
 
+pub mod backoff;
 pub mod catalog;
 pub mod close_code;
 pub mod export;
