@@ -1113,7 +1113,8 @@ impl<'a> Cx<'a> {
     }
 }
 
-const CANARY_KEYS: &[&str] = &[
+/// Every key a canary accepts, in documentation order.
+pub const CANARY_KEYS: &[&str] = &[
     "name",
     "url",
     "headers",
