@@ -16,7 +16,8 @@ use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
 #[command(
     about = "Instrumented WebSocket broadcast feed (the wsmon demo target)",
     after_help = "Examples:\n  feed --listen 127.0.0.1:8080 --rate 10\n  \
-                  feed --allow-origin https://app.example.com --max-message-bytes 65536\n\n\
+                  feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
+                  feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
                   Endpoints: GET /ws (WebSocket), POST /publish (JSON object), GET /metrics"
 )]
 struct Args {
@@ -44,6 +45,13 @@ struct Args {
     /// Server ping interval in seconds (0 disables heartbeats).
     #[arg(long, default_value_t = 15)]
     heartbeat_secs: u64,
+    /// Seconds a connection may take to send its request headers (slowloris protection).
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Share one broadcast stream with every feed on this Redis (redis://host:port/db);
+    /// the sequence comes from Redis. Ticks and publishes pause while Redis is down.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -76,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
             .policy(policy),
         heartbeat: (args.heartbeat_secs > 0)
             .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        redis: args.redis,
     };
     let registry = prometheus::Registry::new();
     // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.

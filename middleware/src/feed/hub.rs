@@ -78,28 +78,52 @@ impl Hub {
         self.lock().subscribers.len()
     }
 
-    /// Broadcasts `{"type":"tick","seq":N,"ts":MS}`.
+    /// Broadcasts `{"type":"tick","seq":N,"ts":MS}` with the next local sequence.
     pub fn publish_tick(&self) -> u64 {
-        self.broadcast(|seq, ts| format!(r#"{{"type":"tick","seq":{seq},"ts":{ts}}}"#))
+        self.broadcast(None)
     }
 
     /// Broadcasts `object` with `seq` and `ts` added; returns the sequence.
     pub fn publish_object(&self, object: Map<String, Value>) -> u64 {
-        self.broadcast(move |seq, ts| {
-            let mut object = object;
-            object.insert("seq".into(), seq.into());
-            object.insert("ts".into(), ts.into());
-            Value::Object(object).to_string()
-        })
+        self.broadcast(Some(object))
     }
 
-    fn broadcast(&self, render: impl FnOnce(u64, u64) -> String) -> u64 {
+    fn broadcast(&self, object: Option<Map<String, Value>>) -> u64 {
         let mut state = self.lock();
         let seq = state.head + 1;
-        state.head = seq;
-        let published = SystemTime::now();
-        let text = Utf8Bytes::from(render(seq, unix_ms(published)));
-        self.route.set_head(seq);
+        self.fan_out(&mut state, seq, SystemTime::now(), object);
+        seq
+    }
+
+    /// Fans out a message sequenced elsewhere (by Redis) and published at `ts_ms`; a tick
+    /// when `object` is `None`. The head only moves forward.
+    pub(crate) fn deliver(&self, seq: u64, ts_ms: u64, object: Option<Map<String, Value>>) {
+        let mut state = self.lock();
+        let published = UNIX_EPOCH + std::time::Duration::from_millis(ts_ms);
+        self.fan_out(&mut state, seq, published, object);
+    }
+
+    fn fan_out(
+        &self,
+        state: &mut State,
+        seq: u64,
+        published: SystemTime,
+        object: Option<Map<String, Value>>,
+    ) {
+        let ts = unix_ms(published);
+        let text = match object {
+            None => format!(r#"{{"type":"tick","seq":{seq},"ts":{ts}}}"#),
+            Some(mut object) => {
+                object.insert("seq".into(), seq.into());
+                object.insert("ts".into(), ts.into());
+                Value::Object(object).to_string()
+            }
+        };
+        let text = Utf8Bytes::from(text);
+        if seq > state.head {
+            state.head = seq;
+            self.route.set_head(seq);
+        }
         let stamp = Some(Stamp::new(seq, published));
         // A subscriber whose queue is closed (gone or evicted) is dropped from the fan-out.
         state.subscribers.retain(|(_, queue)| {
@@ -108,6 +132,5 @@ impl Hub {
                 stamp,
             }) != crate::queue::Pushed::Closed
         });
-        seq
     }
 }

@@ -6,16 +6,26 @@
 //! - `GET /metrics`: Prometheus text.
 //!
 //! A ticker broadcasts `{"type":"tick","seq":N,"ts":UNIX_MS}` at the configured rate.
+//!
+//! With [`FeedConfig::redis`] set, several instances share one stream through Redis (see
+//! [`redis`](self::redis) for the behaviour when Redis goes away). Each connection must send
+//! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
+//! slowloris client is cut off).
 
 mod hub;
+pub mod redis;
 mod routes;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prometheus::Registry;
+use serde_json::{Map, Value};
 use tokio::net::TcpListener;
+
+use self::redis::{PublishError, RedisBus};
 
 use crate::{Heartbeat, QueueConfig, WsMon};
 
@@ -36,6 +46,12 @@ pub struct FeedConfig {
     pub first_payload_delay: Duration,
     pub queue: QueueConfig,
     pub heartbeat: Option<Heartbeat>,
+    /// A connection that has not sent complete request headers this long after connecting
+    /// (or after its previous request) is closed.
+    pub header_read_timeout: Duration,
+    /// `redis://host:port/db`: share the broadcast stream with every feed on this Redis.
+    /// Each instance with a non-zero `rate` ticks into the shared stream.
+    pub redis: Option<String>,
 }
 
 impl Default for FeedConfig {
@@ -47,6 +63,8 @@ impl Default for FeedConfig {
             first_payload_delay: Duration::ZERO,
             queue: QueueConfig::default(),
             heartbeat: Some(Heartbeat::every(Duration::from_secs(15))),
+            header_read_timeout: Duration::from_secs(10),
+            redis: None,
         }
     }
 }
@@ -56,11 +74,25 @@ pub struct Feed {
     pub(crate) wsmon: WsMon,
     pub(crate) hub: Hub,
     pub(crate) config: FeedConfig,
+    bus: Option<Arc<RedisBus>>,
+}
+
+/// Why a feed could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Metrics(#[from] crate::Error),
+    #[error("invalid redis URL {url:?} (expected redis://host:port/db): {source}")]
+    RedisUrl {
+        url: String,
+        #[source]
+        source: ::redis::RedisError,
+    },
 }
 
 impl Feed {
     /// Builds the feed, registering its metrics in `registry`.
-    pub fn new(config: FeedConfig, registry: &Registry) -> Result<Arc<Self>, crate::Error> {
+    pub fn new(config: FeedConfig, registry: &Registry) -> Result<Arc<Self>, FeedError> {
         let mut builder = WsMon::builder().route(WS_ROUTE);
         for origin in &config.allowed_origins {
             builder = builder.allow_origin(origin.clone());
@@ -73,7 +105,21 @@ impl Feed {
         }
         let wsmon = builder.build(registry)?;
         let hub = Hub::new(wsmon.route(WS_ROUTE));
-        Ok(Arc::new(Self { wsmon, hub, config }))
+        let bus = match &config.redis {
+            Some(url) => Some(Arc::new(RedisBus::new(url).map_err(|source| {
+                FeedError::RedisUrl {
+                    url: redis::redact(url),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            wsmon,
+            hub,
+            config,
+            bus,
+        }))
     }
 
     pub fn wsmon(&self) -> &WsMon {
@@ -89,6 +135,29 @@ impl Feed {
         routes::router(self.clone())
     }
 
+    /// Publishes a tick: locally, or through Redis when configured. Returns its sequence.
+    pub async fn publish_tick(&self) -> Result<u64, PublishError> {
+        match &self.bus {
+            None => Ok(self.hub.publish_tick()),
+            Some(bus) => {
+                let env = redis::envelope(hub::unix_ms(SystemTime::now()), None);
+                bus.publish(&env, self.hub.head()).await
+            }
+        }
+    }
+
+    /// Publishes `object` with `seq` and `ts` added: locally, or through Redis when
+    /// configured. Returns its sequence.
+    pub async fn publish_object(&self, object: Map<String, Value>) -> Result<u64, PublishError> {
+        match &self.bus {
+            None => Ok(self.hub.publish_object(object)),
+            Some(bus) => {
+                let env = redis::envelope(hub::unix_ms(SystemTime::now()), Some(object));
+                bus.publish(&env, self.hub.head()).await
+            }
+        }
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then closes every socket with 1001.
     pub async fn serve(
         self: Arc<Self>,
@@ -96,20 +165,27 @@ impl Feed {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ticker = tokio::spawn(self.clone().run_ticker());
-        let app = self.router();
-        let wsmon = self.wsmon.clone();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let left = wsmon.shutdown_and_wait(Duration::from_secs(5)).await;
-                tracing::info!(still_open = left, "feed: WebSocket connections closed");
-            })
-            .await;
+        let subscriber = self.bus.clone().map(|bus| {
+            tracing::info!(redis = %bus.shown_url(), "feed: sharing the stream through redis");
+            tokio::spawn(redis::run_subscriber(self.clone(), bus))
+        });
+        let result = server::serve(
+            listener,
+            self.router(),
+            self.wsmon.clone(),
+            self.config.header_read_timeout,
+            shutdown,
+        )
+        .await;
         ticker.abort();
+        if let Some(subscriber) = subscriber {
+            subscriber.abort();
+        }
         result
     }
 
-    /// Broadcasts a tick at the configured rate.
+    /// Broadcasts a tick at the configured rate. Through Redis, a tick that cannot be
+    /// published is skipped (the failure is logged by the bus when it starts and ends).
     pub async fn run_ticker(self: Arc<Self>) {
         if self.config.rate <= 0.0 {
             return;
@@ -118,7 +194,7 @@ impl Feed {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            self.hub.publish_tick();
+            let _ = self.publish_tick().await;
         }
     }
 }

@@ -33,10 +33,10 @@ async fn ws_handler(ws: WebSocketUpgrade, State(feed): State<Arc<Feed>>) -> Resp
 
 async fn publish(State(feed): State<Arc<Feed>>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(object)) => {
-            let seq = feed.hub.publish_object(object);
-            Json(json!({ "seq": seq })).into_response()
-        }
+        Ok(Value::Object(object)) => match feed.publish_object(object).await {
+            Ok(seq) => Json(json!({ "seq": seq })).into_response(),
+            Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")).into_response(),
+        },
         Ok(_) => (StatusCode::BAD_REQUEST, "expected a JSON object\n").into_response(),
         Err(err) => (StatusCode::BAD_REQUEST, format!("invalid JSON: {err}\n")).into_response(),
     }
