@@ -2,6 +2,9 @@
 //! reader.
 #![allow(dead_code)]
 
+pub mod blackhole;
+pub mod raw_ws;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -253,4 +256,20 @@ pub fn rss_bytes() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/self/status");
     kb * 1024
+}
+
+/// Panics anywhere in this process so far, server tasks included (a panicking handler task
+/// would otherwise go unnoticed). Call it once at the start of a test to start counting.
+pub fn panics_so_far() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+    PANICS.load(Ordering::SeqCst)
 }
