@@ -242,6 +242,14 @@ impl RouteMetrics {
         }
     }
 
+    /// An upgrade answered with 101 whose connection was gone before the socket was handed
+    /// over: it ended without a close frame and without payload.
+    pub(crate) fn record_failed_upgrade(&self) {
+        self.closes_counter(Initiator::None, crate::close_code::ABNORMAL)
+            .inc();
+        self.without_payload.inc();
+    }
+
     fn closes_counter(&self, initiator: Initiator, code: u16) -> IntCounter {
         self.closes.with_label_values(&[
             &self.name,

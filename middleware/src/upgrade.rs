@@ -35,7 +35,9 @@ pub type WebSocket = Instrumented<ws::WebSocket>;
 /// }
 /// ```
 pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
-    inner: ws::WebSocketUpgrade<F>,
+    inner: ws::WebSocketUpgrade,
+    /// The application's callback; `None` is axum's default, which does nothing.
+    on_failed: Option<F>,
     ctx: Option<Arc<HandshakeContext>>,
 }
 
@@ -60,7 +62,11 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade<DefaultOnFailedUpg
         if let Some(max) = ctx.as_ref().and_then(|c| c.wsmon.inner.max_message_bytes) {
             inner = inner.max_message_size(max).max_frame_size(max);
         }
-        Ok(Self { inner, ctx })
+        Ok(Self {
+            inner,
+            on_failed: None,
+            ctx,
+        })
     }
 }
 
@@ -75,9 +81,10 @@ fn detached() -> &'static WsMon {
 }
 
 impl<F> WebSocketUpgrade<F> {
-    fn map(self, f: impl FnOnce(ws::WebSocketUpgrade<F>) -> ws::WebSocketUpgrade<F>) -> Self {
+    fn map(self, f: impl FnOnce(ws::WebSocketUpgrade) -> ws::WebSocketUpgrade) -> Self {
         Self {
             inner: f(self.inner),
+            on_failed: self.on_failed,
             ctx: self.ctx,
         }
     }
@@ -129,7 +136,8 @@ impl<F> WebSocketUpgrade<F> {
 
     pub fn on_failed_upgrade<C: OnFailedUpgrade>(self, callback: C) -> WebSocketUpgrade<C> {
         WebSocketUpgrade {
-            inner: self.inner.on_failed_upgrade(callback),
+            inner: self.inner,
+            on_failed: Some(callback),
             ctx: self.ctx,
         }
     }
@@ -149,7 +157,30 @@ impl<F> WebSocketUpgrade<F> {
                 Arc::from(crate::catalog::UNMATCHED_ROUTE),
             ),
         };
+        // The 101 is already counted as accepted; if the client is gone before the upgrade
+        // completes, that connection must still end in exactly one counted close.
+        let on_failed = RecordFailedUpgrade {
+            route: wsmon.inner.metrics.route(&route),
+            user: self.on_failed,
+        };
         self.inner
+            .on_failed_upgrade(on_failed)
             .on_upgrade(move |socket| callback(wsmon.instrument(&route, socket)))
+    }
+}
+
+/// Records a failed upgrade as a connection that ended without a close frame, then runs the
+/// application's own callback.
+struct RecordFailedUpgrade<F> {
+    route: Arc<crate::metrics::RouteMetrics>,
+    user: Option<F>,
+}
+
+impl<F: OnFailedUpgrade> OnFailedUpgrade for RecordFailedUpgrade<F> {
+    fn call(self, error: axum::Error) {
+        self.route.record_failed_upgrade();
+        if let Some(user) = self.user {
+            user.call(error);
+        }
     }
 }

@@ -332,3 +332,51 @@ async fn half_open_peer_that_vanishes_without_fin_is_cut_off_by_the_heartbeat_as
     drop(proxy);
     assert_eq!(panics_so_far(), panics);
 }
+
+#[tokio::test]
+async fn clients_vanishing_mid_handshake_leave_upgrades_and_closes_equal() {
+    let panics = panics_so_far();
+    let server = start_echo(WsMon::builder()).await;
+    let request = upgrade_request(server.addr, "/echo");
+    for i in 0..200u32 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        if i % 2 == 0 {
+            // RST right behind the request.
+            #[allow(deprecated)]
+            tcp.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(tcp);
+    }
+    let accepted = || {
+        server.metrics().value(
+            "websocket_server_upgrades_total",
+            &[("route", "/echo"), ("outcome", "accepted")],
+        )
+    };
+    let closes = || server.metrics().value(CLOSES, &[("route", "/echo")]);
+    eventually(
+        "every accepted upgrade ends in exactly one counted close",
+        Duration::from_secs(10),
+        || async { server.wsmon.active_connections() == 0 && accepted() == closes() },
+    )
+    .await;
+    assert!(
+        accepted() > 0.0,
+        "some upgrades were answered before their client vanished"
+    );
+    let (s, closes) = (server.metrics(), closes());
+    assert_eq!(
+        closes,
+        s.value(
+            CLOSES,
+            &[
+                ("route", "/echo"),
+                ("initiator", "none"),
+                ("close_code", "1006")
+            ]
+        ),
+        "a client gone before its first frame ended without a close frame"
+    );
+    assert_eq!(panics_so_far(), panics);
+}
