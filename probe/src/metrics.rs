@@ -89,10 +89,9 @@ impl CanaryMetrics {
         Ok(m)
     }
 
-    /// Initialises a canary's single-label series at zero so dashboards see them before the
-    /// first event, as Prometheus recommends.
-    pub fn init(&self, canary: &str) {
-        for c in [
+    /// The counters labelled by `canary` alone.
+    fn canary_counters(&self) -> [&IntCounterVec; 8] {
+        [
             &self.publishes,
             &self.publish_timeouts,
             &self.messages,
@@ -101,7 +100,13 @@ impl CanaryMetrics {
             &self.duplicates,
             &self.reorders,
             &self.stalls,
-        ] {
+        ]
+    }
+
+    /// Initialises a canary's single-label series at zero so dashboards see them before the
+    /// first event, as Prometheus recommends.
+    pub fn init(&self, canary: &str) {
+        for c in self.canary_counters() {
             c.with_label_values(&[canary]);
         }
         self.up.with_label_values(&[canary]).set(0.0);
@@ -109,16 +114,7 @@ impl CanaryMetrics {
 
     /// Drops a canary's single-label series after a reload removed it.
     pub fn forget(&self, canary: &str) {
-        for c in [
-            &self.publishes,
-            &self.publish_timeouts,
-            &self.messages,
-            &self.gaps,
-            &self.missed,
-            &self.duplicates,
-            &self.reorders,
-            &self.stalls,
-        ] {
+        for c in self.canary_counters() {
             let _ = c.remove_label_values(&[canary]);
         }
         for g in [&self.up, &self.head_lag, &self.last_message_age] {

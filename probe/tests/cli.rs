@@ -125,12 +125,7 @@ async fn once_writes_a_textfile_and_prom_output_from_the_catalog() {
         &[],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_passed(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let written = std::fs::read_to_string(textfile_dir.join("wsmon-probe.prom")).unwrap();
     for text in [&*stdout, &written] {
@@ -189,16 +184,16 @@ async fn once_pushes_to_a_pushgateway_with_put() {
         &[],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_passed(&out);
     let body = received.lock().await.clone();
     assert_eq!(
         support::sample(&body, wsmon::catalog::CANARY_UP.name, r#"canary="feed""#),
         Some(1.0),
         "{body}"
     );
+}
+
+fn assert_passed(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

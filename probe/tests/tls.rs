@@ -23,70 +23,35 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` making a fresh P-256 key `key` and writing `out` (a CSR, or with `-x509` a
+/// self-signed certificate).
+fn new_key_request(dir: &Path, x509: bool, key: &str, out: &str, subject: &str) {
+    let mut args = vec!["req"];
+    if x509 {
+        args.extend(["-x509", "-days", "2"]);
+    }
+    args.extend([
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ]);
+    args.extend(["-keyout", key, "-out", out, "-subj", subject]);
+    openssl(dir, &args);
+}
+
 /// A private CA and a leaf for localhost/127.0.0.1 signed by it.
 fn make_certs(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=wsmon test CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
+    new_key_request(dir, true, "ca.key", "ca.pem", "/CN=wsmon test CA");
+    new_key_request(dir, false, "leaf.key", "leaf.csr", "/CN=localhost");
     std::fs::write(
         dir.join("leaf.ext"),
         "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ],
-    );
+    let sign = "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext";
+    openssl(dir, &sign.split(' ').collect::<Vec<_>>());
 }
 
 /// A wss:// server that sends a few `{"seq":N}` messages and holds the stream.
