@@ -543,6 +543,12 @@ impl<'a> Session<'a> {
         limits: &SessionLimits,
     ) -> SessionEnd {
         let write_limit = self.cfg.connect_timeout;
+        // Subscribe first, then ask for the replay: the resume refers to the subscription.
+        for text in &self.cfg.on_open {
+            if let Err(f) = send(ws, Message::text(text.clone()), write_limit).await {
+                return self.end(Some(f));
+            }
+        }
         match (&self.cfg.resume, tracker.last()) {
             (Some(resume), Some(last)) => {
                 let text = resume.send.replace("{{last_seq}}", &last.to_string());
@@ -551,11 +557,6 @@ impl<'a> Session<'a> {
                 }
             }
             _ => self.rec.sequence(tracker.new_baseline()),
-        }
-        for text in &self.cfg.on_open {
-            if let Err(f) = send(ws, Message::text(text.clone()), write_limit).await {
-                return self.end(Some(f));
-            }
         }
         loop {
             let deadline = self.next_deadline(limits.until);

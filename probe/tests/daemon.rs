@@ -256,3 +256,82 @@ async fn sighup_reloads_keeps_the_old_config_when_invalid_and_sigterm_closes_wit
     );
     drop(dir);
 }
+
+/// Serves 5 messages per connection, then drops TCP. A `{"op":"resume","from":N}` as the
+/// first message continues from `N + 1 - overlap`; without it, each connection starts at 1.
+async fn resumable(mut ws: faulty::Ws, overlap: u64) {
+    let first = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+    let from = match first {
+        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+            serde_json::from_str::<serde_json::Value>(t.as_str())
+                .ok()
+                .and_then(|v| v["from"].as_u64())
+                .map_or(1, |n| n + 1 - overlap)
+        }
+        _ => 1,
+    };
+    let seqs: Vec<u64> = (from..from + 5).collect();
+    send_seqs(&mut ws, &seqs, Duration::from_millis(20)).await;
+}
+
+fn resume_yaml(url: &str) -> String {
+    format!(
+        "canaries:\n  - name: r\n    url: {url}\n    first_payload_within: 1s\n    backoff: {{ initial: 50ms, max: 100ms }}\n    sequence: {{ pointer: /seq }}\n    resume: {{ send: '{{\"op\":\"resume\",\"from\":{{{{last_seq}}}}}}' }}\n"
+    )
+}
+
+#[tokio::test]
+async fn resume_after_reconnect_continues_the_sequence_without_gaps() {
+    let server = faulty::ws(|ws| resumable(ws, 0)).await;
+    let d = RunningDaemon::start(parse_config(&resume_yaml(&server.url()))).await;
+    let m = d
+        .wait_for(Duration::from_secs(10), "three resumed reconnects", |m| {
+            sample(
+                m,
+                "websocket_canary_reconnects_total",
+                r#"canary="r",reason="closed""#,
+            )
+            .unwrap_or(0.0)
+                >= 3.0
+                && sample(m, "websocket_canary_messages_total", r#"canary="r""#).unwrap_or(0.0)
+                    >= 20.0
+        })
+        .await;
+    assert_eq!(
+        sample(&m, "websocket_canary_sequence_gaps_total", r#"canary="r""#),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "websocket_canary_duplicates_total", r#"canary="r""#),
+        Some(0.0),
+        "{m}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_resume_that_replays_too_much_counts_duplicates() {
+    let server = faulty::ws(|ws| resumable(ws, 1)).await;
+    let d = RunningDaemon::start(parse_config(&resume_yaml(&server.url()))).await;
+    let m = d
+        .wait_for(Duration::from_secs(10), "duplicates from the replay", |m| {
+            sample(m, "websocket_canary_duplicates_total", r#"canary="r""#).unwrap_or(0.0) >= 2.0
+        })
+        .await;
+    assert_eq!(
+        sample(&m, "websocket_canary_sequence_gaps_total", r#"canary="r""#),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "websocket_canary_failures_total",
+            r#"canary="r",reason="sequence_duplicate""#
+        )
+        .unwrap()
+            >= 2.0
+    );
+    d.stop().await;
+}
