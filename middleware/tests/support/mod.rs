@@ -4,6 +4,7 @@
 
 pub mod blackhole;
 pub mod raw_ws;
+pub mod redis;
 
 use std::future::Future;
 use std::net::SocketAddr;
