@@ -81,7 +81,8 @@ pub enum Pushed {
     Queued,
     /// Queued after discarding the oldest message.
     DroppedOldest,
-    /// The pushed message was discarded.
+    /// The pushed message was discarded (under `DropOldest` too, when it alone exceeds the
+    /// byte capacity).
     DroppedNewest,
     /// The connection was evicted with 1013; the receiver ends.
     Evicted,
@@ -164,6 +165,12 @@ impl<M: QueueItem> QueueSender<M> {
         if over(&state) {
             match cfg.policy {
                 OverflowPolicy::DropNewest => {
+                    route.overflow_drop.inc();
+                    return Pushed::DroppedNewest;
+                }
+                // Larger than the whole queue: discarding older messages would not make room
+                // (and pushing it anyway would overrun the byte capacity), so drop it.
+                OverflowPolicy::DropOldest if size > cfg.capacity_bytes => {
                     route.overflow_drop.inc();
                     return Pushed::DroppedNewest;
                 }
@@ -341,6 +348,22 @@ mod tests {
             tx.push(text(m));
         }
         assert_eq!(drain(&mut rx), ["c", "d"]);
+    }
+
+    #[test]
+    fn drop_oldest_drops_a_message_larger_than_the_byte_capacity_and_keeps_the_rest() {
+        let (registry, h) = handle();
+        let config = QueueConfig {
+            capacity_bytes: 10,
+            ..QueueConfig::default().policy(OverflowPolicy::DropOldest)
+        };
+        let (tx, mut rx) = outbound_queue(&h, config);
+        assert_eq!(tx.push(text("1234")), Pushed::Queued);
+        assert_eq!(tx.push(text("12345678901")), Pushed::DroppedNewest);
+        assert_eq!(drain(&mut rx), ["1234"]);
+        let text = crate::export::prometheus::render(&registry);
+        assert!(text
+            .contains(r#"websocket_server_outbound_overflows_total{action="drop",route="/q"} 1"#));
     }
 
     #[test]
