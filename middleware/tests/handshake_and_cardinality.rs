@@ -14,6 +14,7 @@ use wsmon::feed::FeedConfig;
 use wsmon::WsMon;
 
 const UPGRADES: &str = "websocket_server_upgrades_total";
+const CLOSES_TOTAL: &str = "websocket_server_closes_total";
 
 #[tokio::test]
 async fn disallowed_origin_gets_403_and_is_counted() {
@@ -149,14 +150,19 @@ fn closes_series_bound(routes: usize, allowlisted: usize) -> usize {
     routes * 3 * (16 + allowlisted + 3)
 }
 
+/// The one origin the cardinality test's server allows.
+const ALLOWED_ORIGIN: &str = "https://app.example";
+
+/// Connections with random paths (unmatched, or `/close/{code}` with any u16 the server then
+/// closes with), random origins (allowed, foreign, absent) and random client close codes.
 async fn random_connections(server: &EchoServer, n: usize) {
     for _ in 0..n {
-        let (path, code) = {
+        let (path, code, origin) = {
             let mut rng = rand::rng();
-            let path = if rng.random_bool(0.3) {
-                format!("/random/{}", rng.random::<u32>())
-            } else {
-                "/echo".to_string()
+            let path = match rng.random_range(0..10) {
+                0..=2 => format!("/random/{}", rng.random::<u32>()),
+                3..=4 => format!("/close/{}", rng.random::<u16>()),
+                _ => "/echo".to_string(),
             };
             let code: u16 = match rng.random_range(0..4) {
                 0 => rng.random_range(1000..=1015),
@@ -164,9 +170,19 @@ async fn random_connections(server: &EchoServer, n: usize) {
                 2 => rng.random_range(0..1000),
                 _ => rng.random(),
             };
-            (path, code)
+            let origin = match rng.random_range(0..3) {
+                0 => Some(ALLOWED_ORIGIN.to_string()),
+                1 => Some(format!("https://{}.example", rng.random::<u32>())),
+                _ => None,
+            };
+            (path, code, origin)
         };
-        match connect_with_header(&server.url(&path), "origin", "https://x.example").await {
+        let url = server.url(&path);
+        let attempt = match &origin {
+            Some(origin) => connect_with_header(&url, "origin", origin).await,
+            None => connect_with_header(&url, "x-test", "1").await,
+        };
+        match attempt {
             Ok(mut client) => {
                 let _ = client
                     .close(Some(CloseFrame {
@@ -176,14 +192,22 @@ async fn random_connections(server: &EchoServer, n: usize) {
                     .await;
                 while let Some(Ok(_)) = client.next().await {}
             }
-            Err(status) => assert_eq!(status, 404),
+            Err(status) => assert!(
+                matches!(status, 403 | 404),
+                "{path} from {origin:?} refused with {status}"
+            ),
         }
     }
 }
 
 #[tokio::test]
-async fn cardinality_stays_bounded_under_random_paths_and_close_codes() {
-    let server = start_echo(WsMon::builder().close_code_allowlist([4001])).await;
+async fn cardinality_stays_bounded_under_random_paths_origins_and_close_codes() {
+    let server = start_echo(
+        WsMon::builder()
+            .close_code_allowlist([4001])
+            .allow_origin(ALLOWED_ORIGIN),
+    )
+    .await;
     random_connections(&server, 150).await;
     eventually("all closed", Duration::from_secs(10), || async {
         server.wsmon.active_connections() == 0
@@ -224,6 +248,27 @@ async fn cardinality_stays_bounded_under_random_paths_and_close_codes() {
     assert!(
         !second.text.contains("/random/"),
         "raw paths never become route labels"
+    );
+    assert!(
+        !second.text.contains(".example"),
+        "origins never become labels"
+    );
+    let upgrades = second.sample_count(UPGRADES);
+    // accepted/101, rejected/403 (foreign origin), rejected/404 (unmatched) per route.
+    assert!(upgrades <= routes * 3, "{upgrades} upgrade series");
+    for (labels, _) in second.series(UPGRADES) {
+        assert!(
+            ["101", "403", "404"]
+                .iter()
+                .any(|s| labels.contains(&format!("status_code=\"{s}\""))),
+            "unexpected upgrade series {labels}"
+        );
+    }
+    assert!(
+        second.value(UPGRADES, &[("status_code", "403")]) > 0.0
+            && second.value(UPGRADES, &[("status_code", "404")]) > 0.0
+            && second.value(CLOSES_TOTAL, &[("initiator", "server")]) > 0.0,
+        "the random mix exercised foreign origins, unmatched paths and server closes"
     );
     // Another 150 connections added no per-connection series anywhere.
     let per_conn_growth = second.sample_count("websocket_server_") as i64
