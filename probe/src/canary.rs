@@ -22,13 +22,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CanaryConfig, TlsConfig};
 use crate::failure::FailureReason;
 use crate::measure::{self, Fault, NonceTracker, SequenceTracker, StallDetector};
+use crate::publish::Publisher;
 use crate::recorder::{CanaryRecorder, CanaryState, Phase};
 
 /// Anything the WebSocket can run over: plain TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-type Socket = WebSocketStream<Box<dyn Io>>;
+pub(crate) type Socket = WebSocketStream<Box<dyn Io>>;
 
 /// Why a session returned.
 #[derive(Debug, Clone)]
@@ -301,19 +302,8 @@ fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
     Ok(request)
 }
 
-/// Replaces `{{nonce}}` in a publish template.
-pub fn render_nonce(template: &str, nonce: &str) -> String {
-    template
-        .replace("{{nonce}}", nonce)
-        .replace("%7B%7Bnonce%7D%7D", nonce)
-}
-
-fn new_nonce() -> String {
-    format!("wsmon-{:016x}", rand::random::<u64>())
-}
-
 /// Writes bounded by `limit`: a peer that stops reading must not wedge the canary.
-async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Fault> {
+pub(crate) async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Fault> {
     match timeout(limit, ws.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(fault(FailureReason::Closed, format!("sending failed: {e}"))),
@@ -325,7 +315,7 @@ async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Faul
 }
 
 /// Closes politely, bounded: a server that never answers the close does not hold us.
-async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
+pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: reason.to_string().into(),
@@ -336,66 +326,6 @@ async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
-}
-
-struct Publisher {
-    client: reqwest::Client,
-    errors_tx: tokio::sync::mpsc::UnboundedSender<String>,
-    errors_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
-}
-
-impl Publisher {
-    fn new(timeout: Duration) -> Self {
-        let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        Self {
-            client,
-            errors_tx,
-            errors_rx,
-        }
-    }
-
-    fn publish(&self, cfg: &crate::config::PublishConfig, nonce: &str) {
-        let url = render_nonce(cfg.http.url.expose().as_str(), nonce);
-        let body = render_nonce(&cfg.http.body, nonce);
-        let method =
-            http::Method::from_bytes(cfg.http.method.as_bytes()).unwrap_or(http::Method::POST);
-        let mut req = self.client.request(method, url);
-        if body.trim_start().starts_with('{') || body.trim_start().starts_with('[') {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in &cfg.http.headers {
-            req = req.header(name.as_str(), value.expose());
-        }
-        let req = req.body(body);
-        let errors = self.errors_tx.clone();
-        let target = cfg.http.url.redacted();
-        tokio::spawn(async move {
-            match req.send().await {
-                Ok(resp) if resp.status().is_success() => {}
-                Ok(resp) => {
-                    let _ = errors.send(format!(
-                        "publish to {target} answered HTTP {}",
-                        resp.status().as_u16()
-                    ));
-                }
-                Err(e) => {
-                    // reqwest errors include the URL; print ours, which is redacted.
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "could not connect"
-                    } else {
-                        "failed"
-                    };
-                    let _ = errors.send(format!("publish to {target} {kind}"));
-                }
-            }
-        });
-    }
 }
 
 /// Runs one connection of canary `cfg` until a fault ends it or `limits` say stop.
@@ -495,7 +425,7 @@ impl<'a> Session<'a> {
                 .as_ref()
                 .map(|_| now + Duration::from_millis(100)),
             nonces: NonceTracker::default(),
-            publisher: cfg.publish.as_ref().map(|p| Publisher::new(p.timeout)),
+            publisher: cfg.publish.as_ref().map(|p| Publisher::new(cfg, p)),
         }
     }
 
@@ -686,12 +616,12 @@ impl<'a> Session<'a> {
             if self.next_publish.is_some_and(|t| now >= t) {
                 self.next_publish = Some(now + p.every);
                 if self.got_payload {
-                    let nonce = new_nonce();
+                    let nonce = crate::publish::new_nonce();
                     // The clock starts before the request: publish latency is part of e2e.
                     self.nonces.published(nonce.clone(), Instant::now());
                     self.rec.published();
                     if let Some(publisher) = &self.publisher {
-                        publisher.publish(p, &nonce);
+                        publisher.publish(&nonce);
                     }
                 }
             }
@@ -850,29 +780,7 @@ impl<'a> Session<'a> {
 
 async fn recv_error(publisher: &mut Option<Publisher>) -> Option<String> {
     match publisher {
-        Some(p) => p.errors_rx.recv().await,
+        Some(p) => p.next_error().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonce_templates_fill_body_and_encoded_urls() {
-        assert_eq!(
-            render_nonce(r#"{"nonce":"{{nonce}}"}"#, "n1"),
-            r#"{"nonce":"n1"}"#
-        );
-        assert_eq!(
-            render_nonce("http://h/p?n=%7B%7Bnonce%7D%7D", "n1"),
-            "http://h/p?n=n1"
-        );
-    }
-
-    #[test]
-    fn nonces_are_unique() {
-        assert_ne!(new_nonce(), new_nonce());
     }
 }

@@ -243,9 +243,35 @@ pub struct HttpPublishConfig {
     pub headers: Vec<(String, Secret)>,
 }
 
+/// Publishing by sending a text message on a second WebSocket connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsPublishConfig {
+    /// Connected with the canary's headers, TLS settings and timeouts.
+    pub url: TargetUrl,
+    /// The message, with `{{nonce}}` replaced.
+    pub send: String,
+}
+
+/// The service's own publish path that a nonce goes through.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishVia {
+    Http(HttpPublishConfig),
+    WebSocket(WsPublishConfig),
+}
+
+impl PublishVia {
+    /// Where nonces are published, credentials redacted.
+    pub fn target(&self) -> String {
+        match self {
+            PublishVia::Http(h) => h.url.redacted(),
+            PublishVia::WebSocket(w) => w.url.redacted(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishConfig {
-    pub http: HttpPublishConfig,
+    pub via: PublishVia,
     pub every: Duration,
     /// JSON pointer to the nonce in stream messages.
     pub match_pointer: String,
@@ -475,19 +501,27 @@ fn render_canary(out: &mut String, c: &CanaryConfig) {
     }
     if let Some(p) = &c.publish {
         line("publish:".to_string());
-        let headers: Vec<String> = p
-            .http
-            .headers
-            .iter()
-            .map(|(k, v)| format!("{}: {}", quote(k), quote(&v.to_string())))
-            .collect();
-        line(format!(
-            "  http: {{ url: {}, method: {}, body: {}, headers: {{ {} }} }}",
-            quote(&p.http.url.redacted()),
-            p.http.method,
-            quote(&p.http.body),
-            headers.join(", ")
-        ));
+        match &p.via {
+            PublishVia::Http(h) => {
+                let headers: Vec<String> = h
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", quote(k), quote(&v.to_string())))
+                    .collect();
+                line(format!(
+                    "  http: {{ url: {}, method: {}, body: {}, headers: {{ {} }} }}",
+                    quote(&h.url.redacted()),
+                    h.method,
+                    quote(&h.body),
+                    headers.join(", ")
+                ));
+            }
+            PublishVia::WebSocket(w) => line(format!(
+                "  ws: {{ url: {}, send: {} }}",
+                quote(&w.url.redacted()),
+                quote(&w.send)
+            )),
+        }
         line(format!("  every: {}", fmt_duration(p.every)));
         line(format!("  match: {}", quote(&p.match_pointer)));
         line(format!("  timeout: {}", fmt_duration(p.timeout)));
@@ -1069,8 +1103,9 @@ impl<'a> Cx<'a> {
     }
 
     fn publish(&self, node: &Node, key: &str) -> Result<PublishConfig, ConfigError> {
-        let f = self.fields(node, key, &["http", "every", "match", "timeout"])?;
-        let http = self.req(&f, "http", "an http publish target", |n, k| {
+        let f = self.fields(node, key, &["http", "ws", "every", "match", "timeout"])?;
+        const VIA: &str = "one of http or ws";
+        let http = self.opt(&f, "http", |n, k| {
             let f = self.fields(n, k, &["url", "method", "body", "headers"])?;
             let url = self.req(&f, "url", "an http:// or https:// URL", |n, k| {
                 self.url(n, k, &["http", "https"])
@@ -1101,9 +1136,33 @@ impl<'a> Cx<'a> {
                     .unwrap_or_default(),
             })
         })?;
+        let ws = self.opt(&f, "ws", |n, k| {
+            let f = self.fields(n, k, &["url", "send"])?;
+            let url = self.req(&f, "url", "a ws:// or wss:// URL", |n, k| {
+                self.url(n, k, &["ws", "wss"])
+            })?;
+            let send = self.req(&f, "send", "a template containing {{nonce}}", |n, k| {
+                let s = self.string(n, k)?;
+                if s.contains("{{nonce}}") {
+                    Ok(s)
+                } else {
+                    Err(self.invalid(k, "a template containing {{nonce}}", n))
+                }
+            })?;
+            Ok(WsPublishConfig { url, send })
+        })?;
+        let via = match (http, ws) {
+            (Some(h), None) => PublishVia::Http(h),
+            (None, Some(w)) => PublishVia::WebSocket(w),
+            (None, None) => return Err(self.missing(&join(key, "http"), VIA)),
+            (Some(_), Some(_)) => {
+                let (n, k) = f.get("ws").expect("present");
+                return Err(self.invalid(&k, format!("{VIA}, not both"), n));
+            }
+        };
         let every = self.req(&f, "every", DURATION, |n, k| self.duration(n, k))?;
         Ok(PublishConfig {
-            http,
+            via,
             every,
             match_pointer: self.req(&f, "match", POINTER, |n, k| self.pointer(n, k))?,
             timeout: self

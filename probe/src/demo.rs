@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{
     CanaryConfig, Config, Defaults, HeadCheckConfig, HeartbeatConfig, HttpPublishConfig, MatchRule,
-    PublishConfig, SequenceConfig, TargetUrl, TimeUnit, TimestampConfig,
+    PublishConfig, PublishVia, SequenceConfig, TargetUrl, TimeUnit, TimestampConfig,
 };
 use crate::recorder::CanaryStatus;
 
@@ -40,12 +40,12 @@ pub fn feed_canary(feed: SocketAddr) -> CanaryConfig {
         max_lag: None,
     });
     c.publish = Some(PublishConfig {
-        http: HttpPublishConfig {
+        via: PublishVia::Http(HttpPublishConfig {
             url: TargetUrl::parse(&format!("http://{feed}/publish")).expect("valid URL"),
             method: "POST".into(),
             body: r#"{"type":"canary","nonce":"{{nonce}}"}"#.into(),
             headers: Vec::new(),
-        },
+        }),
         every: Duration::from_secs(1),
         match_pointer: "/nonce".into(),
         timeout: Duration::from_secs(2),

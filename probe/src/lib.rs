@@ -18,6 +18,7 @@ pub mod measure;
 pub mod metrics;
 pub mod once;
 pub mod probe_endpoint;
+pub mod publish;
 pub mod recorder;
 pub mod report;
 pub mod status_page;

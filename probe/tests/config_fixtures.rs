@@ -65,6 +65,7 @@ fn every_bad_fixture_fails_with_its_exact_error() {
         ("bad-missing-env.yaml", "bad-missing-env.yaml: canaries[0].headers.Authorization: environment variable WSMON_TEST_UNSET_TOKEN is not set"),
         ("bad-duplicate-name.yaml", "bad-duplicate-name.yaml: canaries[1].name: expected a name not used by another canary, found \"feed\""),
         ("bad-pointer.yaml", "bad-pointer.yaml: canaries[0].sequence.pointer: expected a JSON pointer like /seq, found \"seq\""),
+        ("bad-publish-no-target.yaml", "bad-publish-no-target.yaml: canaries[0].publish.http: missing; expected one of http or ws"),
         ("bad-publish-template.yaml", "bad-publish-template.yaml: canaries[0].publish.http.body: expected a template containing {{nonce}}, found \"{}\""),
         ("bad-resume-without-sequence.yaml", "bad-resume-without-sequence.yaml: canaries[0].sequence: missing; expected a sequence pointer, which resume needs"),
         ("bad-backoff-order.yaml", "bad-backoff-order.yaml: defaults.backoff.max: expected backoff.max >= backoff.initial (10s), found \"1s\""),

@@ -159,3 +159,28 @@ async fn the_daemon_exports_every_canary_series_from_the_catalog() {
     support::promtool_check(&metrics);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn nonces_published_over_a_second_websocket_arrive_on_the_canary_stream() {
+    let relay = support::relay_server().await;
+    let yaml = format!(
+        r#"canaries:
+  - name: relay
+    url: {url}
+    sequence: {{ pointer: /seq }}
+    publish:
+      ws: {{ url: {url}, send: '{{"nonce":"{{{{nonce}}}}"}}' }}
+      every: 200ms
+      match: /nonce
+      timeout: 2s
+"#,
+        url = relay.url()
+    );
+    let (code, v) = once_json(&yaml, "1500ms").await;
+    assert_eq!(code, 0, "{v}");
+    assert!(v["e2e_seconds"]["count"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["publish_timeouts"], 0, "{v}");
+    assert_eq!(v["gaps"], 0, "{v}");
+    // The canary's connection and the publishing one.
+    assert!(relay.accepted().len() >= 2);
+}

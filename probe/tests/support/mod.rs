@@ -214,3 +214,39 @@ pub fn promtool_check(metrics: &str) {
         "promtool check metrics:\n{report}"
     );
 }
+
+/// A broadcast server: every text message a client sends is relayed to every connection with
+/// a `seq` added, like a chat room. Used to publish nonces over a second WebSocket.
+pub async fn relay_server() -> faulty::Server {
+    use futures_util::{SinkExt, StreamExt};
+    let (tx, _) = tokio::sync::broadcast::channel::<String>(256);
+    let seq = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    faulty::ws(move |ws| {
+        let tx = tx.clone();
+        let seq = seq.clone();
+        async move {
+            let mut rx = tx.subscribe();
+            let (mut sink, mut stream) = ws.split();
+            let _ = sink.send(faulty::seq_msg(seq.load(std::sync::atomic::Ordering::SeqCst))).await;
+            loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                            let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(t.as_str()) else { continue };
+                            let n = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            o.insert("seq".into(), n.into());
+                            let _ = tx.send(serde_json::Value::Object(o).to_string());
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                    relayed = rx.recv() => match relayed {
+                        Ok(text) => if sink.send(tokio_tungstenite::tungstenite::Message::text(text)).await.is_err() { return },
+                        Err(_) => return,
+                    },
+                }
+            }
+        }
+    })
+    .await
+}
