@@ -361,3 +361,143 @@ async fn probe_endpoint_answers_in_blackbox_exporter_terms() {
     d.metrics().await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_that_never_reads_misses_pongs_and_fails_with_heartbeat_timeout() {
+    // Writing without ever reading: pings are never answered.
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(
+            &mut ws,
+            &(1..=200).collect::<Vec<_>>(),
+            Duration::from_millis(20),
+        )
+        .await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    heartbeat: { every: 200ms, timeout: 300ms }\n",
+    );
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "heartbeat_timeout", "{v}");
+    assert_eq!(v["heartbeat_rtt_seconds"], Value::Null, "{v}");
+    assert!(
+        v["duration_seconds"].as_f64().unwrap() < 4.0,
+        "ended the stream: {v}"
+    );
+    daemon_sees(&config, "heartbeat_timeout").await;
+}
+
+/// Sends 1..=3, then answers `{"op":"head"}` with `reply` (or ignores it when `None`).
+async fn head_server(reply: Option<&'static str>) -> faulty::Server {
+    faulty::ws(move |mut ws| async move {
+        send_seqs(&mut ws, &[1, 2, 3], Duration::from_millis(10)).await;
+        while let Some(Ok(msg)) = futures_util::StreamExt::next(&mut ws).await {
+            if let (Some(r), tokio_tungstenite::tungstenite::Message::Text(_)) = (reply, &msg) {
+                let _ = futures_util::SinkExt::send(
+                    &mut ws,
+                    tokio_tungstenite::tungstenite::Message::text(r),
+                )
+                .await;
+            }
+        }
+    })
+    .await
+}
+
+const HEAD_CHECK: &str = "    sequence: { pointer: /seq }\n    head_check: { send: '{\"op\":\"head\"}', match: { pointer: /type, equals: head }, pointer: /seq, every: 200ms, timeout: 300ms, max_lag: 5 }\n";
+
+#[tokio::test]
+async fn a_head_far_ahead_of_the_stream_is_head_lag() {
+    let server = head_server(Some(r#"{"type":"head","seq":10}"#)).await;
+    let (code, v) = once_json(&yaml(&server.url(), HEAD_CHECK), "1s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "head_lag", "{v}");
+    assert_eq!(v["head_lag_messages"], 7, "{v}");
+    assert_eq!(
+        v["duplicates"], 0,
+        "the head reply is not a stream message: {v}"
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_head_check_is_head_timeout() {
+    let server = head_server(None).await;
+    let (code, v) = once_json(&yaml(&server.url(), HEAD_CHECK), "1500ms").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "head_timeout", "{v}");
+    assert_eq!(v["head_lag_messages"], Value::Null, "{v}");
+}
+
+/// An HTTP publish endpoint answering `status` without broadcasting anything.
+async fn publish_sink(status: u16) -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/publish",
+        axum::routing::post(
+            move || async move { axum::http::StatusCode::from_u16(status).unwrap() },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn publish_yaml(stream: &str, publish: std::net::SocketAddr) -> String {
+    yaml(
+        stream,
+        &format!(
+            "    publish:\n      http: {{ url: http://{publish}/publish, body: '{{\"nonce\":\"{{{{nonce}}}}\"}}' }}\n      every: 200ms\n      match: /nonce\n      timeout: 400ms\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_nonce_that_never_arrives_is_publish_timeout() {
+    let feed = support::feed(20.0).await;
+    let sink = publish_sink(204).await;
+    let (code, v) = once_json(
+        &publish_yaml(&format!("ws://{}/ws", feed.addr), sink),
+        "1500ms",
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "publish_timeout", "{v}");
+    assert!(v["publish_timeouts"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["e2e_seconds"], Value::Null, "{v}");
+}
+
+#[tokio::test]
+async fn a_failing_publish_endpoint_is_publish_error() {
+    let feed = support::feed(20.0).await;
+    let sink = publish_sink(500).await;
+    let (code, v) = once_json(&publish_yaml(&format!("ws://{}/ws", feed.addr), sink), "1s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "publish_error", "{v}");
+    assert!(
+        v["failure_detail"]
+            .as_str()
+            .unwrap()
+            .contains("answered HTTP 500"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_frame_that_breaks_rfc_6455_is_protocol_error() {
+    let server = faulty::ws(|mut ws| async move {
+        send_seqs(&mut ws, &[1], Duration::from_millis(20)).await;
+        // Behind tungstenite's back: a text frame with invalid UTF-8 and a reserved bit set.
+        use tokio::io::AsyncWriteExt;
+        let _ = ws.get_mut().write_all(&[0xC1, 0x02, 0xff, 0xfe]).await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(&server.url(), "");
+    let (code, v) = once_json(&config, "5s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "protocol_error", "{v}");
+    assert_eq!(v["close_code"], 1002, "{v}");
+    daemon_sees(&config, "protocol_error").await;
+}
