@@ -1,0 +1,577 @@
+//! The bundle's proof (issue 4): a real Prometheus scrapes the example feed and a
+//! `wsmon-probe daemon`, evaluates the rules from alerts/, and
+//! - stays quiet while everything is healthy;
+//! - raises the expected alerts (pending or firing) under abrupt client drops, foreign-origin
+//!   upgrades, slow consumers, a sequence-gap burst and a stalled feed;
+//! - answers every query of every dashboard panel and template variable with data;
+//! - raises the absence alerts when the targets go away.
+//!
+//! Prometheus scrapes and evaluates every second. Its rules are a generated copy of alerts/
+//! in which every `for:` is divided by 60 (see `rules::write_with_scaled_for`); expressions
+//! and thresholds are the production ones.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::clients;
+use support::prober::{self, ProberDaemon};
+use support::prometheus::{ActiveAlert, Prometheus};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+use wsmon::feed::{self, Feed, FeedConfig};
+use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
+use wsmon_tests::dashboard::Dashboard;
+use wsmon_tests::{promql, repo, rules};
+
+const ALLOWED_ORIGIN: &str = "http://wsmon.test";
+const FOREIGN_ORIGIN: &str = "http://evil.example";
+const FEED_JOB: &str = "wsmon-feed";
+const PROBE_JOB: &str = "wsmon-probe";
+
+struct RunningFeed {
+    addr: SocketAddr,
+    feed: Arc<Feed>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningFeed {
+    async fn start(config: FeedConfig) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    async fn start_on(addr: SocketAddr, config: FeedConfig) -> Self {
+        let registry = prometheus::Registry::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (addr, feed, task) = feed::spawn(addr, config, &registry, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("feed starts");
+        Self {
+            addr,
+            feed,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// The main feed: ticks at 10/s, refuses foreign origins, a 64-message DropOldest queue and no
+/// server heartbeat (a slow consumer would otherwise be cut off for late pongs before it can
+/// show as a sustained slow consumer).
+fn main_feed_config() -> FeedConfig {
+    FeedConfig {
+        rate: 10.0,
+        allowed_origins: vec![ALLOWED_ORIGIN.to_string()],
+        queue: QueueConfig::default()
+            .capacity(64)
+            .policy(OverflowPolicy::DropOldest),
+        heartbeat: None,
+        ..FeedConfig::default()
+    }
+}
+
+/// The second feed: its ticker is driven (and paused) by the test, a 4-message queue so that a
+/// burst overflows it, and 1s heartbeats (ping RTT, and a timeout for a client that never reads).
+fn stalling_feed_config() -> FeedConfig {
+    FeedConfig {
+        rate: 0.0,
+        queue: QueueConfig::default()
+            .capacity(4)
+            .policy(OverflowPolicy::DropOldest),
+        heartbeat: Some(Heartbeat::every(Duration::from_secs(1))),
+        ..FeedConfig::default()
+    }
+}
+
+fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
+    format!(
+        r#"  - name: main
+    url: ws://{main}/ws
+    first_payload_within: 2s
+    sequence: {{ pointer: /seq }}
+    timestamp: {{ pointer: /ts, unit: ms }}
+    max_silence: 5s
+    heartbeat: {{ every: 1s, timeout: 3s }}
+    head_check: {{ send: '{{"op":"head"}}', match: {{ pointer: /type, equals: head }}, pointer: /seq, every: 2s, timeout: 2s }}
+    publish:
+      http: {{ url: 'http://{main}/publish', method: POST, body: '{{"nonce":"{{{{nonce}}}}"}}' }}
+      every: 1s
+      match: /nonce
+      timeout: 3s
+  - name: stalling
+    url: ws://{stalling}/ws
+    first_payload_within: 2s
+    sequence: {{ pointer: /seq }}
+    timestamp: {{ pointer: /ts, unit: ms }}
+    max_silence: 3s
+    heartbeat: {{ every: 1s, timeout: 3s }}
+"#
+    )
+}
+
+/// An alert the scenario expects, identified by name and one distinguishing label.
+struct Expected {
+    alert: &'static str,
+    label: &'static str,
+    value: String,
+    cause: &'static str,
+}
+
+impl Expected {
+    fn matches(&self, a: &ActiveAlert) -> bool {
+        a.name() == self.alert && a.labels.get(self.label) == Some(&self.value)
+    }
+}
+
+/// Every alert seen so far, with its most advanced state.
+#[derive(Default)]
+struct AlertLog(BTreeMap<String, ActiveAlert>);
+
+impl AlertLog {
+    fn record(&mut self, alerts: Vec<ActiveAlert>) {
+        for a in alerts {
+            let key = a.to_string().rsplit_once(' ').unwrap().0.to_string();
+            let firing = self.0.get(&key).is_some_and(|old| old.state == "firing");
+            if !firing {
+                self.0.insert(key, a);
+            }
+        }
+    }
+
+    fn find(&self, e: &Expected) -> Option<&ActiveAlert> {
+        self.0.values().find(|a| e.matches(a))
+    }
+
+    fn report(&self) -> String {
+        self.0
+            .values()
+            .map(|a| format!("  {a}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+async fn poll_until_seen(
+    prom: &Prometheus,
+    log: &mut AlertLog,
+    expected: &[Expected],
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        log.record(prom.alerts().await.expect("alerts API"));
+        if expected.iter().all(|e| log.find(e).is_some()) || Instant::now() >= deadline {
+            return;
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn missing(log: &AlertLog, expected: &[Expected]) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|e| log.find(e).is_none())
+        .map(|e| format!("{}{{{}={:?}}} ({})", e.alert, e.label, e.value, e.cause))
+        .collect()
+}
+
+/// Runs every panel query and every template variable of both dashboards against Prometheus,
+/// with "All" selected; returns the ones that produced no finite value.
+async fn dashboard_queries_without_data(prom: &Prometheus) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut empty = Vec::new();
+    for d in Dashboard::load_all(&repo::dashboards_dir()).unwrap() {
+        for q in d.queries() {
+            let expr = promql::expand_template_variables(
+                &promql::expand_grafana_macros(&q.expr, "5m"),
+                &["job", "instance", "route", "canary"],
+                ".+",
+            );
+            checked += 1;
+            match prom.query(&expr).await {
+                Ok(samples) if samples.iter().any(|s| s.value.is_finite()) => {}
+                Ok(samples) => empty.push(format!(
+                    "{}: panel {:?} query {}: {} series, none finite: {expr}",
+                    d.file_name(),
+                    q.panel,
+                    q.ref_id,
+                    samples.len()
+                )),
+                Err(e) => empty.push(format!(
+                    "{}: panel {:?} query {}: {e}",
+                    d.file_name(),
+                    q.panel,
+                    q.ref_id
+                )),
+            }
+        }
+        for v in d.label_values_variables().unwrap() {
+            let selector = promql::expand_template_variables(
+                &v.selector,
+                &["job", "instance", "route", "canary"],
+                ".+",
+            );
+            checked += 1;
+            match prom.label_values(&v.label, &selector).await {
+                Ok(values) if !values.is_empty() => {}
+                other => empty.push(format!(
+                    "{}: variable {}: label_values({selector}, {}) gave {other:?}",
+                    d.file_name(),
+                    v.name,
+                    v.label
+                )),
+            }
+        }
+    }
+    (checked, empty)
+}
+
+/// Broadcasts 64 KiB objects at 10/s: enough bytes to fill a stuck client's socket buffers
+/// quickly, so that its outbound queue (not the kernel) holds the backlog.
+fn bulk_publisher(feed: Arc<Feed>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let pad = "x".repeat(64 * 1024);
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), "bulk".into());
+            object.insert("pad".into(), pad.clone().into());
+            feed.hub().publish_object(object);
+        }
+    })
+}
+
+/// Ticks the stalling feed at 10/s while `running` is set.
+fn controlled_ticker(feed: Arc<Feed>, running: Arc<AtomicBool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            if running.load(Ordering::Relaxed) {
+                feed.hub().publish_tick();
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults() {
+    let probe_bin = prober::binary();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+
+    // --- the services, and healthy clients connected before the first scrape, so that the
+    // reconnect-storm baseline starts from a steady state ---
+    let main = RunningFeed::start(main_feed_config()).await;
+    let stalling = RunningFeed::start(stalling_feed_config()).await;
+    let ticking = Arc::new(AtomicBool::new(true));
+    let ticker = controlled_ticker(stalling.feed.clone(), ticking.clone());
+    let mut background: Vec<JoinHandle<()>> = Vec::new();
+    for _ in 0..4 {
+        background.push(clients::healthy_reader(main.addr));
+    }
+    for _ in 0..2 {
+        background.push(clients::healthy_reader(stalling.addr));
+    }
+    let daemon = ProberDaemon::start(
+        &probe_bin,
+        dir.path(),
+        &canaries_yaml(main.addr, stalling.addr),
+    )
+    .await;
+
+    // --- Prometheus with a for-scaled copy of the rules ---
+    let rule_dir = dir.path().join("rules");
+    std::fs::create_dir_all(&rule_dir).unwrap();
+    let rule_files = rules::write_with_scaled_for(
+        &rules::load_all(&repo::alerts_dir()).unwrap(),
+        &rule_dir,
+        60,
+    )
+    .unwrap();
+    let prom = Prometheus::start(
+        dir.path(),
+        &rule_files,
+        &[
+            (FEED_JOB, vec![main.addr, stalling.addr]),
+            (PROBE_JOB, vec![daemon.addr]),
+        ],
+    )
+    .await;
+    let targets_up = support::eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || async {
+            let health = prom.target_health().await.ok()?;
+            (health.len() == 3 && health.iter().all(|(_, h)| h == "up")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        targets_up.is_some(),
+        "targets not up: {:?}\n{}",
+        prom.target_health().await,
+        prom.log_tail()
+    );
+    let canaries_up =
+        support::eventually(Duration::from_secs(20), Duration::from_secs(1), || async {
+            let up = prom.query("websocket_canary_up == 1").await.ok()?;
+            (up.len() == 2).then_some(())
+        })
+        .await;
+    assert!(
+        canaries_up.is_some(),
+        "both canaries should be up on healthy feeds: {:?}\nprober log:\n{}",
+        prom.query("websocket_canary_up").await,
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+
+    // The rule groups' first evaluations may predate the first scrape (absent() is briefly
+    // true on an empty TSDB); the healthy run starts once Prometheus has data and has
+    // evaluated it.
+    let settled = support::eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+        || async { prom.alerts().await.ok()?.is_empty().then_some(()) },
+    )
+    .await;
+    let _ = settled;
+
+    // --- healthy run: 30s of normal traffic, no alert pending or firing ---
+    let mut log = AlertLog::default();
+    let healthy_until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < healthy_until {
+        log.record(prom.alerts().await.expect("alerts API"));
+        sleep(Duration::from_secs(2)).await;
+    }
+    let errors = prom.rule_errors().await.unwrap();
+    assert!(errors.is_empty(), "rules failed to evaluate: {errors:#?}");
+    assert!(
+        log.0.is_empty(),
+        "alerts on a healthy run (t={:?}):\n{}",
+        started.elapsed(),
+        log.report()
+    );
+
+    // --- faults, all at once, each aimed at different alerts ---
+    let fault_start = Instant::now();
+    // 1. Abrupt client drops: ~20 connections a second that vanish without a close frame.
+    let drops = {
+        let addr = main.addr;
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(40);
+            let mut dropped = 0u32;
+            while Instant::now() < until {
+                if clients::abrupt_drop(addr).await.is_ok() {
+                    dropped += 1;
+                }
+                sleep(Duration::from_millis(50)).await;
+            }
+            dropped
+        })
+    };
+    // 2. Upgrades from a foreign origin, refused with 403.
+    assert_eq!(
+        clients::upgrade_with_origin(main.addr, FOREIGN_ORIGIN).await,
+        Some(403),
+        "the feed must refuse a foreign origin"
+    );
+    let rejections = {
+        let addr = main.addr;
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < until {
+                clients::upgrade_with_origin(addr, FOREIGN_ORIGIN).await;
+                sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    // 3. Slow consumers: two clients that stop reading, then read 5 messages a second of a
+    //    20/s stream of mostly 64 KiB messages.
+    background.push(bulk_publisher(main.feed.clone()));
+    for _ in 0..2 {
+        background.push(clients::slow_reader(
+            main.addr,
+            Duration::from_secs(8),
+            Duration::from_millis(200),
+        ));
+    }
+    // 4. A burst on the stalling feed that overflows its 4-message queues: the canary misses
+    //    messages. Then 5. the feed stalls: no more ticks.
+    for _ in 0..3000 {
+        stalling.feed.hub().publish_tick();
+    }
+    ticking.store(false, Ordering::Relaxed);
+    // A client that never reads (nor answers pings) on the heartbeat-enabled feed.
+    let deaf = clients::never_reader(stalling.addr).await;
+
+    let main_instance = main.addr.to_string();
+    let expected = [
+        Expected {
+            alert: "WebSocketAbnormalClosesHigh",
+            label: "instance",
+            value: main_instance.clone(),
+            cause: "abrupt drops",
+        },
+        Expected {
+            alert: "WebSocketReconnectStorm",
+            label: "job",
+            value: FEED_JOB.into(),
+            cause: "abrupt drops reconnecting",
+        },
+        Expected {
+            alert: "WebSocketUpgradeRejectionRatioHigh",
+            label: "instance",
+            value: main_instance.clone(),
+            cause: "foreign origins",
+        },
+        Expected {
+            alert: "WebSocketSlowConsumersSustained",
+            label: "instance",
+            value: main_instance.clone(),
+            cause: "slow consumers",
+        },
+        Expected {
+            alert: "WebSocketSequencerLagHigh",
+            label: "instance",
+            value: main_instance.clone(),
+            cause: "slow consumers",
+        },
+        Expected {
+            alert: "WebSocketCanarySequenceGaps",
+            label: "canary",
+            value: "stalling".into(),
+            cause: "burst overflow",
+        },
+        Expected {
+            alert: "WebSocketCanaryDown",
+            label: "canary",
+            value: "stalling".into(),
+            cause: "stalled feed",
+        },
+        Expected {
+            alert: "WebSocketCanaryStalled",
+            label: "canary",
+            value: "stalling".into(),
+            cause: "stalled feed",
+        },
+    ];
+    poll_until_seen(&prom, &mut log, &expected, Duration::from_secs(100)).await;
+    let not_seen = missing(&log, &expected);
+    assert!(
+        not_seen.is_empty(),
+        "expected alerts never became pending or firing (after {:?} of faults): {not_seen:#?}\nseen:\n{}",
+        fault_start.elapsed(),
+        log.report()
+    );
+    // The canary on the healthy feed is never reported down or stalled.
+    for a in log.0.values() {
+        let on_main_canary = a.labels.get("canary").is_some_and(|c| c == "main");
+        assert!(
+            !(on_main_canary
+                && matches!(a.name(), "WebSocketCanaryDown" | "WebSocketCanaryStalled")),
+            "the main canary's feed never stalled: {a}"
+        );
+    }
+    let dropped = drops.await.unwrap();
+    assert!(dropped > 100, "only {dropped} abrupt drops");
+    rejections.await.unwrap();
+
+    // --- the stalling feed restarts (on the same address, with a working ticker): the canary
+    //     sees the close, reconnects with a reason, and gets a first payload again ---
+    drop(deaf);
+    ticker.abort();
+    let stalling_addr = stalling.addr;
+    stalling.shutdown().await;
+    let restarted = RunningFeed::start_on(
+        stalling_addr,
+        FeedConfig {
+            rate: 10.0,
+            ..stalling_feed_config()
+        },
+    )
+    .await;
+    let recovered =
+        support::eventually(Duration::from_secs(30), Duration::from_secs(1), || async {
+            let reconnects = prom
+                .query(r#"websocket_canary_reconnects_total{canary="stalling"} > 0"#)
+                .await
+                .ok()?;
+            let up = prom
+                .query(r#"websocket_canary_up{canary="stalling"} == 1"#)
+                .await
+                .ok()?;
+            (!reconnects.is_empty() && !up.is_empty()).then_some(())
+        })
+        .await;
+    assert!(
+        recovered.is_some(),
+        "the stalling canary did not reconnect to the restarted feed: reconnects {:?}, up {:?}",
+        prom.query("websocket_canary_reconnects_total").await,
+        prom.query("websocket_canary_up").await
+    );
+    // A few more scrapes, so that every counter the recovery touched has two samples.
+    sleep(Duration::from_secs(4)).await;
+    let (checked, without_data) = dashboard_queries_without_data(&prom).await;
+    assert!(checked > 40, "only {checked} dashboard queries");
+    assert!(
+        without_data.is_empty(),
+        "dashboard queries without data:\n{}",
+        without_data.join("\n")
+    );
+
+    // --- absence: the prober and the last feed go away ---
+    for task in background {
+        task.abort();
+    }
+    daemon.stop().await;
+    main.shutdown().await;
+    restarted.shutdown().await;
+    let absent = [
+        Expected {
+            alert: "WebSocketServerMetricsAbsent",
+            label: "severity",
+            value: "warning".into(),
+            cause: "feeds stopped",
+        },
+        Expected {
+            alert: "WebSocketCanaryMetricsAbsent",
+            label: "severity",
+            value: "warning".into(),
+            cause: "prober stopped",
+        },
+    ];
+    poll_until_seen(&prom, &mut log, &absent, Duration::from_secs(30)).await;
+    let not_seen = missing(&log, &absent);
+    assert!(
+        not_seen.is_empty(),
+        "{not_seen:#?}\nseen:\n{}",
+        log.report()
+    );
+    assert!(
+        !log.0.values().any(|a| a.name() == "WsmonThresholdsMissing"),
+        "thresholds were loaded"
+    );
+    prom.stop().await;
+    eprintln!(
+        "live scenario done in {:?}; alerts seen:\n{}",
+        started.elapsed(),
+        log.report()
+    );
+}

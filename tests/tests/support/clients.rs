@@ -1,0 +1,83 @@
+//! WebSocket clients for the scenario, healthy and faulty, on tokio-tungstenite.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/ws")
+}
+
+/// Connects over a socket with an optional small receive buffer (which also switches off the
+/// kernel's buffer autotuning, so that a client that does not read pushes back at once).
+pub async fn connect(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<Ws, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    if let Some(size) = recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .map_err(|e| e.to_string())?;
+    }
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(url(addr), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// A well-behaved subscriber: reads (and so answers pings) until aborted.
+pub fn healthy_reader(addr: SocketAddr) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ws = connect(addr, None).await.expect("healthy client connects");
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+}
+
+/// Connects, waits for the first message, then resets the TCP connection without a close
+/// frame: the server must record 1006 with no initiator.
+pub async fn abrupt_drop(addr: SocketAddr) -> Result<(), String> {
+    let mut ws = connect(addr, None).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    ws.get_ref().set_zero_linger().map_err(|e| e.to_string())?;
+    drop(ws);
+    Ok(())
+}
+
+/// An upgrade with a foreign Origin; returns the HTTP status the server refused it with.
+pub async fn upgrade_with_origin(addr: SocketAddr, origin: &str) -> Option<u16> {
+    let mut request = url(addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_str(origin).unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
+        Err(_) => None,
+    }
+}
+
+/// A slow consumer: a tiny receive buffer, no reading at all for `stall`, then one message
+/// every `per_message` until aborted.
+pub fn slow_reader(addr: SocketAddr, stall: Duration, per_message: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ws = connect(addr, Some(4096))
+            .await
+            .expect("slow client connects");
+        tokio::time::sleep(stall).await;
+        while let Some(Ok(_)) = ws.next().await {
+            tokio::time::sleep(per_message).await;
+        }
+    })
+}
+
+/// Holds a connection and never reads from it (so it never answers a ping either).
+pub async fn never_reader(addr: SocketAddr) -> Ws {
+    connect(addr, Some(4096)).await.expect("client connects")
+}

@@ -1,0 +1,35 @@
+//! Pieces of the live scenario: a real Prometheus, the prober daemon, and WebSocket clients
+//! that misbehave on purpose.
+
+#![allow(dead_code)]
+
+pub mod clients;
+pub mod prober;
+pub mod prometheus;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A free port on 127.0.0.1 (bound and released; the race is acceptable on a test machine).
+pub fn free_local_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap()
+}
+
+/// Polls `check` every `every` until it returns Some or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, every: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,242 @@
+//! A real `prometheus` (Debian's package) on 127.0.0.1, and the parts of its HTTP API the
+//! scenario reads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub struct Prometheus {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+/// One series of an instant-vector result.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// One entry of `/api/v1/alerts`.
+#[derive(Debug, Clone)]
+pub struct ActiveAlert {
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+}
+
+impl ActiveAlert {
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("", String::as_str)
+    }
+}
+
+impl std::fmt::Display for ActiveAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != "alertname")
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        write!(f, "{}{{{}}} {}", self.name(), labels.join(","), self.state)
+    }
+}
+
+fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Prometheus {
+    /// Writes the config into `dir` and starts Prometheus with 1s scrape and evaluation
+    /// intervals. Fails clearly when the binary is missing.
+    pub async fn start(
+        dir: &Path,
+        rule_files: &[PathBuf],
+        scrape_jobs: &[(&str, Vec<SocketAddr>)],
+    ) -> Self {
+        let addr = super::free_local_addr();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n",
+        );
+        for f in rule_files {
+            config.push_str(&format!("  - {}\n", f.display()));
+        }
+        config.push_str("scrape_configs:\n");
+        for (job, targets) in scrape_jobs {
+            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ));
+        }
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.join("prometheus.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start `prometheus` ({e}): install Debian's `prometheus` package \
+                     (`bash scripts/test.sh` does)"
+                )
+            });
+        let prom = Self {
+            child,
+            addr,
+            log,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        let ready = super::eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || async {
+                let r = prom
+                    .http
+                    .get(format!("http://{addr}/-/ready"))
+                    .send()
+                    .await
+                    .ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+        if ready.is_none() {
+            panic!("prometheus did not become ready:\n{}", prom.log_tail());
+        }
+        prom
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    async fn get(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        let url = format!("http://{}{path}", self.addr);
+        let resp = self
+            .http
+            .get(&url)
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let text = resp.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}: {text}"))?;
+        if v["status"] != "success" {
+            return Err(format!("GET {path} {params:?}: {text}"));
+        }
+        Ok(v["data"].clone())
+    }
+
+    /// Evaluates an instant query.
+    pub async fn query(&self, q: &str) -> Result<Vec<Sample>, String> {
+        let data = self.get("/api/v1/query", &[("query", q)]).await?;
+        if data["resultType"] != "vector" {
+            return Err(format!("{q}: result type {}", data["resultType"]));
+        }
+        Ok(data["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| Sample {
+                labels: labels_of(&s["metric"]),
+                value: s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN),
+            })
+            .collect())
+    }
+
+    /// Values of `label` on series matching `selector` (what Grafana's label_values() asks).
+    pub async fn label_values(&self, label: &str, selector: &str) -> Result<Vec<String>, String> {
+        let data = self
+            .get(
+                &format!("/api/v1/label/{label}/values"),
+                &[("match[]", selector)],
+            )
+            .await?;
+        Ok(data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Pending and firing alerts.
+    pub async fn alerts(&self) -> Result<Vec<ActiveAlert>, String> {
+        let data = self.get("/api/v1/alerts", &[]).await?;
+        Ok(data["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| ActiveAlert {
+                labels: labels_of(&a["labels"]),
+                state: a["state"].as_str().unwrap_or("").to_string(),
+            })
+            .collect())
+    }
+
+    /// Scrape targets and their health.
+    pub async fn target_health(&self) -> Result<Vec<(String, String)>, String> {
+        let data = self.get("/api/v1/targets", &[]).await?;
+        Ok(data["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["scrapeUrl"].as_str().unwrap_or("").to_string(),
+                    t["health"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect())
+    }
+
+    /// Rule groups that failed to evaluate, with their errors.
+    pub async fn rule_errors(&self) -> Result<Vec<String>, String> {
+        let data = self.get("/api/v1/rules", &[]).await?;
+        let mut errors = Vec::new();
+        for g in data["groups"].as_array().into_iter().flatten() {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                if r["health"] != "ok" && r["health"] != "unknown" {
+                    errors.push(format!("{}: {}: {}", g["name"], r["name"], r["lastError"]));
+                }
+            }
+        }
+        Ok(errors)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
