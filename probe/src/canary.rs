@@ -359,7 +359,10 @@ pub async fn run_session(
     };
     let mut session = Session::new(cfg, rec, Instant::now());
     let end = session.run(&mut ws, tracker, limits).await;
-    rec.sequence(tracker.flush_if(cfg.resume.is_none()));
+    // Without resume nothing can fill the pending gaps any more: confirm them now.
+    if cfg.resume.is_none() {
+        rec.sequence(tracker.flush());
+    }
     if let Some(f) = &end.fault {
         rec.fault(f.reason, f.detail.clone());
     }
@@ -373,17 +376,6 @@ async fn sleep_or_never(until: Option<Instant>) {
     match until {
         Some(t) => sleep_until(t.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-impl SequenceTracker {
-    /// Confirms pending gaps when the next session cannot fill them (no resume).
-    fn flush_if(&mut self, no_resume: bool) -> measure::SequenceDelta {
-        if no_resume {
-            self.flush()
-        } else {
-            measure::SequenceDelta::default()
-        }
     }
 }
 

@@ -6,6 +6,30 @@
 //!
 //! The binary (`wsmon-probe once|daemon|check|demo`) is the main interface; this library
 //! exposes the same pieces for tests and embedding. See `docs/probe.md`.
+//!
+//! Running every canary of a config once, as `wsmon-probe once` does:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use wsmon_probe::{config::Config, once, report};
+//!
+//! let config = Config::load("probe.yaml".as_ref())?;
+//! let registry = prometheus::Registry::new();
+//! let runs = once::run(&config.canaries, Duration::from_secs(10), &registry).await?;
+//! print!("{}", report::json_lines(&runs));
+//! # Ok(()) }
+//! ```
+//!
+//! Holding them, as `wsmon-probe daemon` does:
+//!
+//! ```no_run
+//! # async fn run(config: wsmon_probe::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let daemon = wsmon_probe::daemon::Daemon::start(config)?;
+//! axum::serve(listener, wsmon_probe::http::router(daemon)).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod backoff;
 pub mod canary;
