@@ -5,6 +5,10 @@
 //! prints each table and rewrites the generated part of `BENCHMARKS.md`. Nothing here is part
 //! of the test command except the unit tests of the pure helpers.
 
+pub mod accuracy;
+pub mod cold_start;
+pub mod feed_host;
+pub mod footprint;
 pub mod load;
 pub mod machine;
 pub mod markdown;

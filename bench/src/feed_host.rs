@@ -1,0 +1,81 @@
+//! The example feed (`wsmon::feed`), hosted in the orchestrator so that the prober and k6,
+//! each in a process of its own, are measured alone.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use wsmon::catalog::{self, label};
+use wsmon::feed::{Feed, FeedConfig};
+
+pub struct FeedHost {
+    pub addr: SocketAddr,
+    pub feed: Arc<Feed>,
+    registry: prometheus::Registry,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FeedHost {
+    /// Starts the feed on an ephemeral loopback port, ticking `rate` times per second.
+    pub async fn start(rate: f64) -> anyhow::Result<Self> {
+        let registry = prometheus::Registry::new();
+        let config = FeedConfig {
+            rate,
+            // Pings are not what is measured; neither k6 nor the prober is asked to send any.
+            heartbeat: None,
+            ..FeedConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, feed, _task) = wsmon::feed::spawn(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            config,
+            &registry,
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await?;
+        Ok(Self {
+            addr,
+            feed,
+            registry,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.feed.hub().subscribers()
+    }
+
+    /// Text messages the feed has sent, from its own `websocket_server_messages_total`.
+    pub fn text_sent(&self) -> u64 {
+        let mut total = 0.0;
+        for family in self.registry.gather() {
+            if family.name() != catalog::MESSAGES_TOTAL.name {
+                continue;
+            }
+            for m in family.get_metric() {
+                let is = |k: &str, v: &str| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == k && l.value() == v)
+                };
+                if is(label::DIRECTION, "transmit") && is(label::FRAME_TYPE, "text") {
+                    total += m.get_counter().value();
+                }
+            }
+        }
+        total as u64
+    }
+}
+
+impl Drop for FeedHost {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

