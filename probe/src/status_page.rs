@@ -168,7 +168,7 @@ code {{ word-break: break-all; }}
 </style></head>
 <body>
 <h1>wsmon-probe</h1>
-<p class="muted">{count} canaries · up {uptime:.0}s · refreshes every 5s · <a href="/metrics">/metrics</a></p>
+<p class="muted">{count} · up {uptime:.0}s · refreshes every 5s · <a href="/metrics">/metrics</a></p>
 <table>
 <thead><tr><th>canary</th><th>state</th><th>last message</th><th>freshness</th><th>messages</th><th>gaps / missed</th><th>dups / reorders</th><th>stalls</th><th>reconnects</th><th>heartbeat rtt</th><th>head lag</th><th>last close</th></tr></thead>
 <tbody>
@@ -178,7 +178,10 @@ code {{ word-break: break-all; }}
 {failures}</ul>
 </body></html>
 "#,
-        count = canaries.len(),
+        count = match canaries.len() {
+            1 => "1 canary".to_string(),
+            n => format!("{n} canaries"),
+        },
         uptime = uptime_secs,
     )
 }
