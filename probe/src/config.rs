@@ -782,6 +782,16 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// A string that must contain `placeholder`, such as `{{nonce}}`.
+    fn template(&self, node: &Node, key: &str, placeholder: &str) -> Result<String, ConfigError> {
+        let s = self.string(node, key)?;
+        if s.contains(placeholder) {
+            Ok(s)
+        } else {
+            Err(self.invalid(key, format!("a template containing {placeholder}"), node))
+        }
+    }
+
     fn pointer(&self, node: &Node, key: &str) -> Result<String, ConfigError> {
         let s = self.string(node, key)?;
         if s.starts_with('/') {
@@ -1026,12 +1036,7 @@ impl<'a> Cx<'a> {
         c.resume = self.opt(&f, "resume", |n, k| {
             let f = self.fields(n, k, &["send"])?;
             let send = self.req(&f, "send", "a message template", |n, k| {
-                let s = self.string(n, k)?;
-                if s.contains("{{last_seq}}") {
-                    Ok(s)
-                } else {
-                    Err(self.invalid(k, "a template containing {{last_seq}}", n))
-                }
+                self.template(n, k, "{{last_seq}}")
             })?;
             Ok(ResumeConfig { send })
         })?;
@@ -1141,13 +1146,8 @@ impl<'a> Cx<'a> {
             let url = self.req(&f, "url", "a ws:// or wss:// URL", |n, k| {
                 self.url(n, k, &["ws", "wss"])
             })?;
-            let send = self.req(&f, "send", "a template containing {{nonce}}", |n, k| {
-                let s = self.string(n, k)?;
-                if s.contains("{{nonce}}") {
-                    Ok(s)
-                } else {
-                    Err(self.invalid(k, "a template containing {{nonce}}", n))
-                }
+            let send = self.req(&f, "send", "a message template", |n, k| {
+                self.template(n, k, "{{nonce}}")
             })?;
             Ok(WsPublishConfig { url, send })
         })?;
