@@ -1,0 +1,36 @@
+//! The reconnect herd: 2,000 clients lose their server at once. With wsmon's recommended
+//! full-jitter backoff their reconnects spread out; with the same backoff minus the jitter
+//! they arrive as one spike. Figures for BENCHMARKS.md come from
+//! `cargo run --release -p wsmon --example reconnect_herd`.
+
+#[path = "support/herd.rs"]
+mod herd;
+
+use herd::HerdConfig;
+use wsmon::backoff::Jitter;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_jitter_spreads_the_reconnect_herd_that_plain_exponential_backoff_sends_as_a_spike() {
+    let plain = herd::run(HerdConfig::standard(Jitter::None)).await;
+    eprintln!("{}", herd::render(&plain));
+    let jittered = herd::run(HerdConfig::standard(Jitter::Full)).await;
+    eprintln!("{}", herd::render(&jittered));
+
+    let clients = HerdConfig::standard(Jitter::Full).clients;
+    assert_eq!(plain.reconnected, clients, "every client came back");
+    assert_eq!(jittered.reconnected, clients, "every client came back");
+    // Full jitter draws the first delays uniformly over a second: about a tenth of the herd
+    // per 100 ms, twice that allows for noise.
+    assert!(
+        jittered.peak_window * 5 <= clients,
+        "with full jitter no 100 ms window should hold a fifth of the herd: {}",
+        jittered.peak_window
+    );
+    assert!(
+        plain.peak_window >= 3 * jittered.peak_window,
+        "without jitter the herd should arrive as a spike at least three times the \
+         jittered peak: {} vs {}",
+        plain.peak_window,
+        jittered.peak_window
+    );
+}
