@@ -4,108 +4,18 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
-use prost::Message as _;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use wsmon::catalog::{self, Kind};
 use wsmon::export::otlp::{self, OtlpConfig, SecretValue};
 use wsmon::feed::FeedConfig;
-
-#[derive(Clone, Default)]
-struct Received {
-    requests: Arc<Mutex<Vec<(ExportMetricsServiceRequest, Vec<(String, String)>)>>>,
-}
-
-impl Received {
-    fn count(&self) -> usize {
-        self.requests.lock().unwrap().len()
-    }
-    fn last(&self) -> (ExportMetricsServiceRequest, Vec<(String, String)>) {
-        self.requests
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("an export arrived")
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Received {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let headers = request
-            .metadata()
-            .iter()
-            .filter_map(|kv| match kv {
-                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
-                    Some((k.to_string(), v.to_str().unwrap_or("").to_string()))
-                }
-                _ => None,
-            })
-            .collect();
-        self.requests
-            .lock()
-            .unwrap()
-            .push((request.into_inner(), headers));
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-async fn grpc_receiver() -> (SocketAddr, Received) {
-    let received = Received::default();
-    let incoming =
-        tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = incoming.local_addr().unwrap();
-    let service = MetricsServiceServer::new(received.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming),
-    );
-    (addr, received)
-}
-
-async fn http_receiver() -> (SocketAddr, Received) {
-    let received = Received::default();
-    let store = received.clone();
-    let app = axum::Router::new().route(
-        "/v1/metrics",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
-            let store = store.clone();
-            async move {
-                assert_eq!(headers["content-type"], "application/x-protobuf");
-                let request = ExportMetricsServiceRequest::decode(body).expect("valid protobuf");
-                let headers = headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                    .collect();
-                store.requests.lock().unwrap().push((request, headers));
-                ExportMetricsServiceResponse::default().encode_to_vec()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, received)
-}
+use wsmon_testkit::otlp_receiver;
 
 /// Connects, reads, publishes and closes, then waits for the feed to go quiet.
 async fn drive_traffic(server: &FeedServer) {
@@ -140,15 +50,7 @@ fn quiet_feed() -> FeedConfig {
 }
 
 fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
-    kvs.iter()
-        .map(|kv| {
-            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => s.clone(),
-                other => panic!("attribute {} is not a string: {other:?}", kv.key),
-            };
-            (kv.key.clone(), v)
-        })
-        .collect()
+    otlp_receiver::string_attributes(kvs)
 }
 
 fn label_map(labels: &str) -> BTreeMap<String, String> {
@@ -238,7 +140,7 @@ fn assert_export_matches_scrape(request: &ExportMetricsServiceRequest, scrape: &
 
 #[tokio::test]
 async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
-    let (addr, received) = grpc_receiver().await;
+    let (addr, received) = otlp_receiver::grpc().await;
     let server = start_feed(quiet_feed()).await;
     let config = OtlpConfig::grpc(format!("http://{addr}"), "wsmon-test")
         .interval(Duration::from_millis(200))
@@ -247,14 +149,14 @@ async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
     let _exporter = otlp::spawn(server.registry.clone(), config, "9.9.9").unwrap();
     drive_traffic(&server).await;
     let scrape = server.metrics();
-    let seen = received.count();
+    let seen = received.metric_requests();
     eventually(
         "an export after the traffic",
         Duration::from_secs(5),
-        || async { received.count() > seen + 1 },
+        || async { received.metric_requests() > seen + 1 },
     )
     .await;
-    let (request, headers) = received.last();
+    let (request, headers) = received.last_metrics();
     assert!(
         headers.contains(&("x-tenant".into(), "team-a".into())),
         "{headers:?}"
@@ -282,7 +184,7 @@ async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
 
 #[tokio::test]
 async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
-    let (addr, received) = http_receiver().await;
+    let (addr, received) = otlp_receiver::http().await;
     let server = start_feed(quiet_feed()).await;
     let config = OtlpConfig::new(format!("http://{addr}"), "wsmon-http")
         .interval(Duration::from_millis(200))
@@ -290,14 +192,14 @@ async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
     let _exporter = otlp::spawn(server.registry.clone(), config, "1.0.0").unwrap();
     drive_traffic(&server).await;
     let scrape = server.metrics();
-    let seen = received.count();
+    let seen = received.metric_requests();
     eventually(
         "an export after the traffic",
         Duration::from_secs(5),
-        || async { received.count() > seen + 1 },
+        || async { received.metric_requests() > seen + 1 },
     )
     .await;
-    let (request, headers) = received.last();
+    let (request, headers) = received.last_metrics();
     assert!(headers.contains(&("authorization".into(), "Bearer t0ken".into())));
     assert_export_matches_scrape(&request, &scrape);
 }
@@ -363,7 +265,7 @@ fn example_feed_binary() -> std::path::PathBuf {
 
 #[tokio::test]
 async fn example_feed_exports_over_otlp_when_the_environment_names_a_collector() {
-    let (addr, received) = grpc_receiver().await;
+    let (addr, received) = otlp_receiver::grpc().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -378,10 +280,10 @@ async fn example_feed_exports_over_otlp_when_the_environment_names_a_collector()
         .spawn()
         .unwrap();
     eventually("the feed exports", Duration::from_secs(20), || async {
-        received.count() >= 1
+        received.metric_requests() >= 1
     })
     .await;
-    let (request, _) = received.last();
+    let (request, _) = received.last_metrics();
     let resource = attrs(
         &request.resource_metrics[0]
             .resource

@@ -1,0 +1,3 @@
+//! Test support shared by wsmon's crates.
+
+pub mod otlp_receiver;
