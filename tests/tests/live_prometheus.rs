@@ -2,7 +2,7 @@
 //! `wsmon-probe daemon`, evaluates the rules from alerts/, and
 //! - stays quiet while everything is healthy;
 //! - raises the expected alerts (pending or firing) under abrupt client drops, foreign-origin
-//!   upgrades, slow consumers, a sequence-gap burst and a stalled feed;
+//!   upgrades, slow consumers, slow snapshots, a sequence-gap burst and a stalled feed;
 //! - answers every query of every dashboard panel and template variable with data;
 //! - raises the absence alerts when the targets go away.
 //!
@@ -94,6 +94,14 @@ fn stalling_feed_config() -> FeedConfig {
             .capacity(4)
             .policy(OverflowPolicy::DropOldest),
         heartbeat: Some(Heartbeat::every(Duration::from_secs(1))),
+        ..FeedConfig::default()
+    }
+}
+
+/// A feed whose snapshot takes 1.5s: no client connects to it until the fault phase.
+fn slow_snapshot_feed_config() -> FeedConfig {
+    FeedConfig {
+        first_payload_delay: Duration::from_millis(1500),
         ..FeedConfig::default()
     }
 }
@@ -280,6 +288,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     // reconnect-storm baseline starts from a steady state ---
     let main = RunningFeed::start(main_feed_config()).await;
     let stalling = RunningFeed::start(stalling_feed_config()).await;
+    let slow_snapshot = RunningFeed::start(slow_snapshot_feed_config()).await;
     let ticking = Arc::new(AtomicBool::new(true));
     let ticker = controlled_ticker(stalling.feed.clone(), ticking.clone());
     let mut background: Vec<JoinHandle<()>> = Vec::new();
@@ -309,7 +318,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
         dir.path(),
         &rule_files,
         &[
-            (FEED_JOB, vec![main.addr, stalling.addr]),
+            (FEED_JOB, vec![main.addr, stalling.addr, slow_snapshot.addr]),
             (PROBE_JOB, vec![daemon.addr]),
         ],
     )
@@ -319,7 +328,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
         Duration::from_millis(500),
         || async {
             let health = prom.target_health().await.ok()?;
-            (health.len() == 3 && health.iter().all(|(_, h)| h == "up")).then_some(())
+            (health.len() == 4 && health.iter().all(|(_, h)| h == "up")).then_some(())
         },
     )
     .await;
@@ -418,6 +427,17 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
         stalling.feed.hub().publish_tick();
     }
     ticking.store(false, Ordering::Relaxed);
+    // 6. New clients wait 1.5s for their first message on the slow-snapshot feed.
+    let slow_snapshots = {
+        let addr = slow_snapshot.addr;
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(40);
+            while Instant::now() < until {
+                tokio::spawn(clients::wait_for_first_message_then_close(addr));
+                sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
     // A client that never reads (nor answers pings) on the heartbeat-enabled feed.
     let deaf = clients::never_reader(stalling.addr).await;
 
@@ -452,6 +472,12 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
             label: "instance",
             value: main_instance.clone(),
             cause: "slow consumers",
+        },
+        Expected {
+            alert: "WebSocketFirstPayloadLatencyHigh",
+            label: "instance",
+            value: slow_snapshot.addr.to_string(),
+            cause: "slow snapshots",
         },
         Expected {
             alert: "WebSocketCanarySequenceGaps",
@@ -492,6 +518,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     let dropped = drops.await.unwrap();
     assert!(dropped > 100, "only {dropped} abrupt drops");
     rejections.await.unwrap();
+    slow_snapshots.await.unwrap();
 
     // --- the stalling feed restarts (on the same address, with a working ticker): the canary
     //     sees the close, reconnects with a reason, and gets a first payload again ---
@@ -543,6 +570,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     daemon.stop().await;
     main.shutdown().await;
     restarted.shutdown().await;
+    slow_snapshot.shutdown().await;
     let absent = [
         Expected {
             alert: "WebSocketServerMetricsAbsent",

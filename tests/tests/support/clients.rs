@@ -81,3 +81,11 @@ pub fn slow_reader(addr: SocketAddr, stall: Duration, per_message: Duration) -> 
 pub async fn never_reader(addr: SocketAddr) -> Ws {
     connect(addr, Some(4096)).await.expect("client connects")
 }
+
+/// Connects, waits for the first message, and closes normally (1000).
+pub async fn wait_for_first_message_then_close(addr: SocketAddr) {
+    if let Ok(mut ws) = connect(addr, None).await {
+        let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let _ = ws.close(None).await;
+    }
+}
