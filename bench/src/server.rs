@@ -230,20 +230,37 @@ async fn instrumented_handler(
     ws.on_upgrade(move |socket| serve_socket(socket, shared))
 }
 
-/// The same handler body for both modes: forward every broadcast, stop on close.
-async fn serve_socket<S>(mut socket: S, shared: Arc<Shared>)
+/// The same handler body for both modes, in the shape of axum's chat example: the socket
+/// is split, a task reads (so the read half is polled only when the client sends), and this
+/// task forwards every broadcast until either side ends.
+///
+/// (Polling the read half on every send instead would cost both modes a 128 KiB memset per
+/// message: tungstenite 0.29 zero-fills its whole read buffer before each read attempt.)
+async fn serve_socket<S>(socket: S, shared: Arc<Shared>)
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+        + 'static,
 {
     let mut rx = shared.tx.subscribe();
     shared.live.fetch_add(1, Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    let mut reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    });
+    let mut ended_by_client = false;
     loop {
         tokio::select! {
-            biased;
             next = rx.recv() => match next {
                 Ok(payload) => {
                     let end = payload.first() == Some(&wire::PHASE_END);
-                    if socket.send(Message::Binary(payload)).await.is_err() || end {
+                    if sink.send(Message::Binary(payload)).await.is_err() || end {
                         break;
                     }
                 }
@@ -252,20 +269,15 @@ where
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            incoming = socket.next() => match incoming {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    // Wait briefly for the client's close so both sides end cleanly.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(msg)) = socket.next().await {
-            if matches!(msg, Message::Close(_)) {
+            _ = &mut reader => {
+                ended_by_client = true;
                 break;
             }
         }
-    })
-    .await;
+    }
+    // After the end marker, wait briefly for the client's close so both sides end cleanly.
+    if !ended_by_client && tokio::time::timeout(Duration::from_secs(2), &mut reader).await.is_err() {
+        reader.abort();
+    }
     shared.live.fetch_sub(1, Relaxed);
 }
