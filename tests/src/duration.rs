@@ -37,11 +37,10 @@ pub fn parse(text: &str) -> Option<Duration> {
 
 /// Formats a duration the way Prometheus reads it, in whole milliseconds.
 pub fn format(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
     } else {
-        format!("{ms}ms")
+        format!("{}ms", d.as_millis())
     }
 }
 

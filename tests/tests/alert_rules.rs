@@ -132,7 +132,8 @@ fn every_alert_has_severity_summary_description_and_runbook_url() {
                 )),
             }
             for key in ["summary", "description"] {
-                if !a.annotations.get(key).is_some_and(|v| !v.trim().is_empty()) {
+                let present = matches!(a.annotations.get(key), Some(v) if !v.trim().is_empty());
+                if !present {
                     problems.push(format!("{at}: annotations.{key} is missing or empty"));
                 }
             }
