@@ -157,6 +157,7 @@ async fn hold(cfg: CanaryConfig, recorder: Arc<CanaryRecorder>, stop: Cancellati
     let mut attempt: u32 = 0;
     loop {
         let end = run_session(&cfg, &recorder, &mut tracker, &limits).await;
+        recorder.end_attempt();
         if stop.is_cancelled() {
             break;
         }

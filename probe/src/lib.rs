@@ -46,4 +46,5 @@ pub mod publish;
 pub mod recorder;
 pub mod report;
 pub mod status_page;
+pub mod trace;
 pub mod yaml;

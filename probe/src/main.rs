@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wsmon_probe::config::{self, Config};
-use wsmon_probe::{daemon::Daemon, demo, http, once, report};
+use wsmon_probe::{daemon::Daemon, demo, http, once, report, trace};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -109,10 +109,16 @@ Signals: SIGTERM/SIGINT close every canary with 1001 and exit; SIGHUP reloads th
     },
 }
 
-/// An error that should exit with 2.
+/// An error that should exit with 2: a bad config file or a bad OTEL_* environment.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-struct UsageError(#[from] config::ConfigError);
+enum UsageError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Trace(#[from] trace::TraceInitError),
+    #[error(transparent)]
+    Otlp(#[from] wsmon::export::otlp::OtlpStartError),
+}
 
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -156,6 +162,19 @@ fn load(path: &Path) -> Result<Config, UsageError> {
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    // Traces of probe runs, when the OTEL_* environment asks for them.
+    let tracing = match &command {
+        Command::Check { .. } => None,
+        _ => trace::init_from_env().map_err(UsageError::from)?,
+    };
+    let result = run_command(command).await;
+    if let Some(t) = tracing {
+        t.shutdown();
+    }
+    result
+}
+
+async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { config } => {
             let c = load(&config)?;
@@ -218,6 +237,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             let daemon = Daemon::start(c)?;
+            let _otlp = otlp_metrics(daemon.registry(), "wsmon-probe")?;
             println!(
                 "wsmon-probe daemon listening on http://{local} (/metrics /probe /status /healthz)"
             );
@@ -234,6 +254,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             every,
         } => run_demo(duration, listen, feed_listen, every).await,
     }
+}
+
+/// OTLP metric export of `registry`, on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+fn otlp_metrics(
+    registry: &prometheus::Registry,
+    service: &str,
+) -> Result<Option<wsmon::export::otlp::OtlpExporter>, UsageError> {
+    Ok(wsmon::export::otlp::spawn_from_env(
+        registry,
+        service,
+        env!("CARGO_PKG_VERSION"),
+    )?)
 }
 
 async fn serve(listener: tokio::net::TcpListener, daemon: Daemon) {
@@ -286,6 +318,10 @@ async fn run_demo(
         .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     let daemon = Daemon::start(demo::config(feed_addr, local))?;
+    let _otlp = (
+        otlp_metrics(daemon.registry(), "wsmon-probe")?,
+        otlp_metrics(&feed_registry, "wsmon-feed")?,
+    );
     let server = tokio::spawn(serve(listener, daemon.clone()));
 
     println!("wsmon-probe demo: the example feed and a canary holding it\n");

@@ -74,6 +74,7 @@ pub async fn run_one(
             "no data message before the run ended",
         );
     }
+    recorder.end_attempt();
     recorder.set_state(CanaryState::Stopped);
     CanaryRun {
         status: recorder.snapshot(),

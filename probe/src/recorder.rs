@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyHistogram, SequenceDelta, Verdict};
 use crate::metrics::CanaryMetrics;
+use crate::trace::{step, AttemptTrace};
 
 /// Failures kept for the status page.
 const RECENT_FAILURES: usize = 10;
@@ -117,6 +118,8 @@ impl CanaryStatus {
 pub struct CanaryRecorder {
     status: Mutex<CanaryStatus>,
     metrics: Option<CanaryMetrics>,
+    /// The current attempt's spans, when traces are on.
+    trace: Mutex<Option<AttemptTrace>>,
 }
 
 impl CanaryRecorder {
@@ -152,6 +155,7 @@ impl CanaryRecorder {
                 sparkline: VecDeque::new(),
             }),
             metrics,
+            trace: Mutex::new(None),
         }
     }
 
@@ -192,6 +196,28 @@ impl CanaryRecorder {
         s.connect = ConnectPhases::default();
         s.status_code = None;
         s.upgraded = false;
+        let trace = AttemptTrace::start(&s.name, &s.target);
+        drop(s);
+        if let Some(previous) = std::mem::replace(&mut *self.trace_slot(), trace) {
+            previous.end();
+        }
+    }
+
+    /// Ends the attempt's trace; called once its verdict is known.
+    pub fn end_attempt(&self) {
+        if let Some(trace) = self.trace_slot().take() {
+            trace.end();
+        }
+    }
+
+    fn trace_slot(&self) -> MutexGuard<'_, Option<AttemptTrace>> {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn trace_step(&self, name: &'static str, took: Duration) {
+        if let Some(trace) = self.trace_slot().as_ref() {
+            trace.step(name, took);
+        }
     }
 
     pub fn phase(&self, phase: Phase, took: Duration) {
@@ -203,6 +229,7 @@ impl CanaryRecorder {
             Phase::Tls => s.connect.tls = Some(secs),
             Phase::Upgrade => s.connect.upgrade = Some(secs),
         }
+        self.trace_step(phase.as_str(), took);
         if let Some(m) = &self.metrics {
             m.connect_phase
                 .with_label_values(&[&s.name, phase.as_str()])
@@ -220,6 +247,7 @@ impl CanaryRecorder {
     }
 
     pub fn first_payload(&self, took: Duration) {
+        self.trace_step(step::FIRST_PAYLOAD, took);
         let mut s = self.lock();
         s.first_payload = Some(took.as_secs_f64());
         if let Some(m) = &self.metrics {
@@ -282,6 +310,7 @@ impl CanaryRecorder {
     }
 
     pub fn e2e(&self, took: Duration) {
+        self.trace_step(step::PUBLISH_ROUND, took);
         let mut s = self.lock();
         s.e2e.record(took);
         if s.freshness.count() == 0 {
@@ -343,6 +372,9 @@ impl CanaryRecorder {
     /// The stream ended with `code` (1006 when no close frame arrived); `reason` is the
     /// server's close reason, untrusted text.
     pub fn closed(&self, code: u16, reason: &str) {
+        if let Some(trace) = self.trace_slot().as_ref() {
+            trace.close_code(code);
+        }
         let mut s = self.lock();
         s.close_code = Some(code);
         s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
@@ -367,6 +399,9 @@ impl CanaryRecorder {
     pub fn fault(&self, reason: FailureReason, detail: impl Into<String>) {
         let detail = detail.into();
         tracing::warn!(canary = %self.name(), reason = reason.as_str(), detail = %detail, "canary fault");
+        if let Some(trace) = self.trace_slot().as_mut() {
+            trace.fail(reason.as_str(), &detail);
+        }
         let mut s = self.lock();
         s.verdict.fault(reason, detail.clone());
         if s.recent_failures.len() == RECENT_FAILURES {
