@@ -9,6 +9,7 @@ pub mod accuracy;
 pub mod cold_start;
 pub mod feed_host;
 pub mod footprint;
+pub mod instructions;
 pub mod load;
 pub mod machine;
 pub mod markdown;

@@ -276,7 +276,11 @@ where
         }
     }
     // After the end marker, wait briefly for the client's close so both sides end cleanly.
-    if !ended_by_client && tokio::time::timeout(Duration::from_secs(2), &mut reader).await.is_err() {
+    if !ended_by_client
+        && tokio::time::timeout(Duration::from_secs(2), &mut reader)
+            .await
+            .is_err()
+    {
         reader.abort();
     }
     shared.live.fetch_sub(1, Relaxed);

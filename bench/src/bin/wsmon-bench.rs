@@ -7,11 +7,14 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use std::time::Duration;
 
-use wsmon_bench::{accuracy, cold_start, footprint, machine, markdown, overhead, scrape};
+use wsmon_bench::{
+    accuracy, cold_start, footprint, instructions, machine, markdown, overhead, scrape,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Bench {
     Overhead,
+    Instructions,
     Scrape,
     Footprint,
     Accuracy,
@@ -63,6 +66,20 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 1: middleware overhead");
         let trials = overhead::run(&opts).await?;
         sections.push(overhead::report(&trials, &opts));
+    }
+    if wants(Bench::Instructions) {
+        if !instructions::valgrind_available() {
+            anyhow::bail!("valgrind is not installed (apt-get install valgrind); use --only to skip instructions");
+        }
+        let opts = instructions::Options {
+            connections: 100,
+            deliveries: 500.0,
+            short_secs: 2.0,
+            long_secs: if cli.quick { 5.0 } else { 10.0 },
+        };
+        eprintln!("== benchmark 1b: instructions per message under callgrind");
+        let counts = instructions::run(&opts).await?;
+        sections.push(instructions::report(&counts, &opts));
     }
     if wants(Bench::Scrape) {
         let steps = [1_000, 5_000, 10_000];

@@ -1,0 +1,164 @@
+//! Benchmark 1b, the steady figure on a noisy machine: user-space instructions per delivered
+//! message, bare against instrumented, counted by `valgrind --tool=callgrind` on the broadcast
+//! server. Two run lengths per mode; the slope between them removes start-up and
+//! per-connection costs, leaving the per-message cost.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tokio::process::Command;
+
+use crate::markdown::Table;
+use crate::procs;
+use crate::server::Mode;
+use crate::wire::LoadReport;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub connections: usize,
+    /// Offered deliveries per second; low, since callgrind slows the server some 50×.
+    pub deliveries: f64,
+    /// The two fixed-phase lengths whose difference is measured.
+    pub short_secs: f64,
+    pub long_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Count {
+    pub mode: &'static str,
+    pub short: (u64, u64),
+    pub long: (u64, u64),
+}
+
+impl Count {
+    /// Instructions per message between the two runs.
+    pub fn per_message(&self) -> f64 {
+        (self.long.0 as f64 - self.short.0 as f64) / (self.long.1 as f64 - self.short.1 as f64)
+    }
+}
+
+pub fn valgrind_available() -> bool {
+    std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `(instructions, messages delivered)` for one run under callgrind.
+async fn one(mode: Mode, secs: f64, opts: &Options, dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let out_file = dir.join(format!("callgrind.{}.{secs}.out", mode.as_str()));
+    let mut server = Command::new("valgrind");
+    server
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(procs::sibling("wsmon-bench-server")?)
+        .args(["--mode", mode.as_str(), "--connections"])
+        .arg(opts.connections.to_string())
+        .args([
+            "--warmup-secs",
+            "0.5",
+            "--saturate-secs",
+            "0",
+            "--fixed-secs",
+        ])
+        .arg(secs.to_string())
+        .arg("--fixed-deliveries")
+        .arg(opts.deliveries.to_string())
+        .stderr(std::process::Stdio::null());
+    let (server, mut server_out) = procs::spawn_piped(&mut server)?;
+    let addr =
+        procs::read_line_starting(&mut server_out, "LISTEN ", Duration::from_secs(60)).await?;
+    let mut load = Command::new(procs::sibling("wsmon-bench-load")?);
+    load.arg("--url")
+        .arg(format!("ws://{addr}/ws"))
+        .arg("--connections")
+        .arg(opts.connections.to_string());
+    let (load, load_out) = procs::spawn_piped(&mut load)?;
+    let budget = Duration::from_secs_f64(120.0 + secs * 10.0);
+    let load: LoadReport = procs::last_json(load, load_out, budget).await?;
+    let _: serde_json::Value = procs::last_json(server, server_out, budget).await?;
+    let text = std::fs::read_to_string(&out_file)
+        .with_context(|| format!("reading {}", out_file.display()))?;
+    let total = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no instruction total in callgrind's output")?;
+    let messages = load.phases.iter().map(|p| p.messages).sum();
+    if messages == 0 {
+        bail!("no message was delivered under callgrind");
+    }
+    Ok((total, messages))
+}
+
+pub async fn run(opts: &Options) -> anyhow::Result<Vec<Count>> {
+    let dir = std::env::temp_dir().join(format!("wsmon-bench-cg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut counts = Vec::new();
+    for mode in [Mode::Bare, Mode::Instrumented] {
+        let short = one(mode, opts.short_secs, opts, &dir).await?;
+        let long = one(mode, opts.long_secs, opts, &dir).await?;
+        let c = Count {
+            mode: mode.as_str(),
+            short,
+            long,
+        };
+        eprintln!(
+            "  instructions {:<12} {:.0} per delivered message ({} and {} messages)",
+            c.mode,
+            c.per_message(),
+            short.1,
+            long.1
+        );
+        counts.push(c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(counts)
+}
+
+pub fn report(counts: &[Count], opts: &Options) -> String {
+    let mut out = String::from("### 1b. Instructions per message (callgrind)\n\n");
+    out.push_str(&format!(
+        "Counted, not timed, so steady on a noisy machine. The same server under \
+         `valgrind --tool=callgrind`, N={}, {} offered deliveries/s, fixed phase of {} s and of \
+         {} s; instructions per message is the difference between the two runs divided by the \
+         difference in messages delivered, which removes start-up and per-connection work. \
+         User space only: the kernel's socket writes, most of the real CPU per message, are \
+         not counted, so the CPU ratio above is smaller than this one.\n\n",
+        opts.connections, opts.deliveries, opts.short_secs, opts.long_secs
+    ));
+    let mut t = Table::new(["mode", "instructions per delivered message"]);
+    for c in counts {
+        t.row([c.mode.to_string(), format!("{:.0}", c.per_message())]);
+    }
+    out.push_str(&t.render());
+    let get = |m: &str| counts.iter().find(|c| c.mode == m).map(Count::per_message);
+    if let (Some(b), Some(i)) = (get("bare"), get("instrumented")) {
+        out.push_str(&format!(
+            "\nInstrumented over bare: **{:.3}** ({:+.0} instructions per message).\n",
+            i / b,
+            i - b
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_message_is_the_slope_between_the_two_runs() {
+        let c = Count {
+            mode: "bare",
+            short: (1_000_000, 1_000),
+            long: (3_000_000, 5_000),
+        };
+        assert_eq!(c.per_message(), 500.0);
+    }
+}
