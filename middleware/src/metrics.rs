@@ -11,29 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 
-use crate::catalog::{self, MetricDef};
+use crate::catalog;
 use crate::close_code::{CloseCodeClassifier, Initiator};
 use crate::frame::FrameType;
-
-fn counter_vec(def: &MetricDef) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(def.name, def.help), def.labels).expect("catalog metric is valid")
-}
-
-fn gauge_vec(def: &MetricDef) -> IntGaugeVec {
-    IntGaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("catalog metric is valid")
-}
-
-fn histogram_vec(def: &MetricDef) -> HistogramVec {
-    HistogramVec::new(
-        HistogramOpts::new(def.name, def.help).buckets(def.buckets.to_vec()),
-        def.labels,
-    )
-    .expect("catalog metric is valid")
-}
 
 /// All middleware metric families, registered in one registry.
 #[derive(Clone)]
@@ -68,20 +50,20 @@ impl Metrics {
     ) -> Result<Self, prometheus::Error> {
         use catalog::*;
         let families = Families {
-            upgrades: counter_vec(UPGRADES_TOTAL),
-            upgrade_duration: histogram_vec(UPGRADE_DURATION_SECONDS),
-            connection_duration: histogram_vec(CONNECTION_DURATION_SECONDS),
-            first_payload: histogram_vec(FIRST_PAYLOAD_LATENCY_SECONDS),
-            without_payload: counter_vec(CONNECTIONS_WITHOUT_PAYLOAD_TOTAL),
-            messages: counter_vec(MESSAGES_TOTAL),
-            payload_bytes: counter_vec(PAYLOAD_BYTES_TOTAL),
-            closes: counter_vec(CLOSES_TOTAL),
-            queue_depth: histogram_vec(OUTBOUND_QUEUE_DEPTH),
-            overflows: counter_vec(OUTBOUND_OVERFLOWS_TOTAL),
-            lag_messages: histogram_vec(SEQUENCER_LAG_MESSAGES),
-            lag_seconds: histogram_vec(SEQUENCER_LAG_SECONDS),
-            ping_rtt: histogram_vec(PING_RTT_SECONDS),
-            heartbeat_timeouts: counter_vec(HEARTBEAT_TIMEOUTS_TOTAL),
+            upgrades: UPGRADES_TOTAL.int_counter_vec(),
+            upgrade_duration: UPGRADE_DURATION_SECONDS.histogram_vec(),
+            connection_duration: CONNECTION_DURATION_SECONDS.histogram_vec(),
+            first_payload: FIRST_PAYLOAD_LATENCY_SECONDS.histogram_vec(),
+            without_payload: CONNECTIONS_WITHOUT_PAYLOAD_TOTAL.int_counter_vec(),
+            messages: MESSAGES_TOTAL.int_counter_vec(),
+            payload_bytes: PAYLOAD_BYTES_TOTAL.int_counter_vec(),
+            closes: CLOSES_TOTAL.int_counter_vec(),
+            queue_depth: OUTBOUND_QUEUE_DEPTH.histogram_vec(),
+            overflows: OUTBOUND_OVERFLOWS_TOTAL.int_counter_vec(),
+            lag_messages: SEQUENCER_LAG_MESSAGES.histogram_vec(),
+            lag_seconds: SEQUENCER_LAG_SECONDS.histogram_vec(),
+            ping_rtt: PING_RTT_SECONDS.histogram_vec(),
+            heartbeat_timeouts: HEARTBEAT_TIMEOUTS_TOTAL.int_counter_vec(),
         };
         let f = &families;
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -391,9 +373,9 @@ struct LiveCollector {
 
 impl LiveCollector {
     fn new(routes: Arc<Mutex<HashMap<Arc<str>, Arc<RouteMetrics>>>>) -> Self {
-        let active = gauge_vec(catalog::ACTIVE_CONNECTIONS);
-        let queued = gauge_vec(catalog::OUTBOUND_QUEUE_MESSAGES);
-        let slow = gauge_vec(catalog::SLOW_CONSUMERS);
+        let active = catalog::ACTIVE_CONNECTIONS.int_gauge_vec();
+        let queued = catalog::OUTBOUND_QUEUE_MESSAGES.int_gauge_vec();
+        let slow = catalog::SLOW_CONSUMERS.int_gauge_vec();
         let descs = [&active, &queued, &slow]
             .iter()
             .flat_map(|g| g.desc().into_iter().cloned())

@@ -1,23 +1,7 @@
 //! The canary metric families, built from `wsmon::catalog` so that no name is spelled twice.
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
-use wsmon::catalog::{self, MetricDef};
-
-fn counter_vec(def: &MetricDef) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(def.name, def.help), def.labels).expect("catalog metric is valid")
-}
-
-fn gauge_vec(def: &MetricDef) -> GaugeVec {
-    GaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("catalog metric is valid")
-}
-
-fn histogram_vec(def: &MetricDef) -> HistogramVec {
-    HistogramVec::new(
-        HistogramOpts::new(def.name, def.help).buckets(def.buckets.to_vec()),
-        def.labels,
-    )
-    .expect("catalog metric is valid")
-}
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, Registry};
+use wsmon::catalog;
 
 /// Every `websocket_canary_*` family, registered in one registry and shared by all canaries.
 #[derive(Clone)]
@@ -47,25 +31,25 @@ impl CanaryMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         use catalog::*;
         let m = Self {
-            up: gauge_vec(CANARY_UP),
-            connect_phase: histogram_vec(CANARY_CONNECT_PHASE_SECONDS),
-            first_payload: histogram_vec(CANARY_FIRST_PAYLOAD_SECONDS),
-            freshness: histogram_vec(CANARY_FRESHNESS_SECONDS),
-            e2e: histogram_vec(CANARY_E2E_SECONDS),
-            publishes: counter_vec(CANARY_PUBLISHES_TOTAL),
-            publish_timeouts: counter_vec(CANARY_PUBLISH_TIMEOUTS_TOTAL),
-            messages: counter_vec(CANARY_MESSAGES_TOTAL),
-            gaps: counter_vec(CANARY_SEQUENCE_GAPS_TOTAL),
-            missed: counter_vec(CANARY_MISSED_MESSAGES_TOTAL),
-            duplicates: counter_vec(CANARY_DUPLICATES_TOTAL),
-            reorders: counter_vec(CANARY_REORDERS_TOTAL),
-            stalls: counter_vec(CANARY_STALLS_TOTAL),
-            reconnects: counter_vec(CANARY_RECONNECTS_TOTAL),
-            closes: counter_vec(CANARY_CLOSES_TOTAL),
-            heartbeat_rtt: histogram_vec(CANARY_HEARTBEAT_RTT_SECONDS),
-            head_lag: gauge_vec(CANARY_HEAD_LAG_MESSAGES),
-            last_message_age: gauge_vec(CANARY_LAST_MESSAGE_AGE_SECONDS),
-            failures: counter_vec(CANARY_FAILURES_TOTAL),
+            up: CANARY_UP.gauge_vec(),
+            connect_phase: CANARY_CONNECT_PHASE_SECONDS.histogram_vec(),
+            first_payload: CANARY_FIRST_PAYLOAD_SECONDS.histogram_vec(),
+            freshness: CANARY_FRESHNESS_SECONDS.histogram_vec(),
+            e2e: CANARY_E2E_SECONDS.histogram_vec(),
+            publishes: CANARY_PUBLISHES_TOTAL.int_counter_vec(),
+            publish_timeouts: CANARY_PUBLISH_TIMEOUTS_TOTAL.int_counter_vec(),
+            messages: CANARY_MESSAGES_TOTAL.int_counter_vec(),
+            gaps: CANARY_SEQUENCE_GAPS_TOTAL.int_counter_vec(),
+            missed: CANARY_MISSED_MESSAGES_TOTAL.int_counter_vec(),
+            duplicates: CANARY_DUPLICATES_TOTAL.int_counter_vec(),
+            reorders: CANARY_REORDERS_TOTAL.int_counter_vec(),
+            stalls: CANARY_STALLS_TOTAL.int_counter_vec(),
+            reconnects: CANARY_RECONNECTS_TOTAL.int_counter_vec(),
+            closes: CANARY_CLOSES_TOTAL.int_counter_vec(),
+            heartbeat_rtt: CANARY_HEARTBEAT_RTT_SECONDS.histogram_vec(),
+            head_lag: CANARY_HEAD_LAG_MESSAGES.gauge_vec(),
+            last_message_age: CANARY_LAST_MESSAGE_AGE_SECONDS.gauge_vec(),
+            failures: CANARY_FAILURES_TOTAL.int_counter_vec(),
         };
         registry.register(Box::new(m.up.clone()))?;
         registry.register(Box::new(m.connect_phase.clone()))?;

@@ -450,8 +450,7 @@ pub fn spawn(
     config: OtlpConfig,
     service_version: &str,
 ) -> Result<OtlpExporter, prometheus::Error> {
-    let def = catalog::OTLP_DROPPED_EXPORTS_TOTAL;
-    let dropped = IntCounter::new(def.name, def.help)?;
+    let dropped = catalog::OTLP_DROPPED_EXPORTS_TOTAL.int_counter();
     registry.register(Box::new(dropped.clone()))?;
     let resource = resource(&config, service_version);
     tracing::info!(
