@@ -28,6 +28,7 @@ use prometheus::{IntCounter, Registry};
 use prost::Message as _;
 use rand::Rng;
 
+use crate::backoff::Backoff;
 use crate::catalog::{self, Kind};
 
 /// The OTLP transport.
@@ -505,19 +506,18 @@ async fn run(registry: Registry, config: OtlpConfig, resource: Resource, dropped
         let request = to_request(&registry.gather(), &resource, start, SystemTime::now());
         // Retries stop before the next interval: a down collector never builds a backlog.
         let deadline = tokio::time::Instant::now() + config.interval.mul_f64(0.9);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             match send(&mut transport, &config, &request).await {
                 Ok(()) => break,
                 Err(err) => {
-                    let pause = backoff.mul_f64(rand::rng().random_range(0.0..1.0));
+                    let pause = backoff.next_delay();
                     if tokio::time::Instant::now() + pause >= deadline {
                         dropped.inc();
                         tracing::warn!(error = %err, "OTLP export dropped");
                         break;
                     }
                     tokio::time::sleep(pause).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
