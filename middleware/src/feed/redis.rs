@@ -166,8 +166,17 @@ pub(crate) fn envelope(ts_ms: u64, object: Option<Map<String, Value>>) -> String
     Value::Object(env).to_string()
 }
 
-/// Parses `"<seq> <envelope>"` into the sequence, publish time and object (none for a tick).
-pub(crate) fn parse_message(payload: &str) -> Option<(u64, u64, Option<Map<String, Value>>)> {
+/// One message as it arrives on the channel.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Published {
+    pub(crate) seq: u64,
+    pub(crate) ts_ms: u64,
+    /// `None` for a tick.
+    pub(crate) object: Option<Map<String, Value>>,
+}
+
+/// Parses `"<seq> <envelope>"`.
+pub(crate) fn parse_message(payload: &str) -> Option<Published> {
     let (seq, env) = payload.split_once(' ')?;
     let seq = seq.parse().ok()?;
     let Value::Object(mut env) = serde_json::from_str::<Value>(env).ok()? else {
@@ -179,7 +188,11 @@ pub(crate) fn parse_message(payload: &str) -> Option<(u64, u64, Option<Map<Strin
         Some(_) => return None,
         None => None,
     };
-    Some((seq, ts, object))
+    Some(Published {
+        seq,
+        ts_ms: ts,
+        object,
+    })
 }
 
 /// Holds the subscription for as long as the feed runs, resubscribing with backoff.
@@ -209,7 +222,7 @@ pub(crate) async fn run_subscriber(feed: Arc<Feed>, bus: Arc<RedisBus>) {
                         }
                     };
                     match parse_message(&payload) {
-                        Some((seq, ts, object)) => feed.hub.deliver(seq, ts, object),
+                        Some(p) => feed.hub.deliver(p.seq, p.ts_ms, p.object),
                         None => tracing::warn!(
                             channel = CHANNEL,
                             "feed: ignoring a redis message that is not \"<seq> <json>\""
@@ -252,14 +265,11 @@ mod tests {
         let mut object = Map::new();
         object.insert("nonce".into(), "a b c".into());
         let env = envelope(1234, Some(object.clone()));
-        assert_eq!(
-            parse_message(&format!("42 {env}")),
-            Some((42, 1234, Some(object)))
-        );
-        assert_eq!(
-            parse_message(&format!("7 {}", envelope(5, None))),
-            Some((7, 5, None))
-        );
+        let parsed = parse_message(&format!("42 {env}")).unwrap();
+        assert_eq!((parsed.seq, parsed.ts_ms), (42, 1234));
+        assert_eq!(parsed.object, Some(object));
+        let tick = parse_message(&format!("7 {}", envelope(5, None))).unwrap();
+        assert_eq!((tick.seq, tick.ts_ms, tick.object), (7, 5, None));
     }
 
     #[test]
