@@ -188,19 +188,7 @@ fn the_server_dashboard_has_the_five_panels_plus_heartbeats() {
             i + 1
         );
     }
-    let exprs: String = d
-        .queries()
-        .iter()
-        .map(|q| q.expr.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
-    for metric in wsmon::catalog::SERVER_METRICS {
-        assert!(
-            exprs.contains(metric.name),
-            "server dashboard never shows {}",
-            metric.name
-        );
-    }
+    assert_shows_every_metric(&d, wsmon::catalog::SERVER_METRICS);
 }
 
 #[test]
@@ -209,21 +197,24 @@ fn the_canary_dashboard_shows_every_canary_metric() {
         .into_iter()
         .find(|d| d.file_name() == "websocket-canaries.json")
         .unwrap();
-    let exprs: String = d
-        .queries()
-        .iter()
-        .map(|q| q.expr.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
-    for metric in wsmon::catalog::CANARY_METRICS {
-        assert!(
-            exprs.contains(metric.name),
-            "canary dashboard never shows {}",
-            metric.name
-        );
-    }
+    let exprs = assert_shows_every_metric(&d, wsmon::catalog::CANARY_METRICS);
     assert!(
         exprs.contains("wsmon:threshold:canary_e2e_slo_latency_seconds"),
         "no SLO line"
     );
+}
+
+/// Asserts that some query of `d` selects each of `metrics`; returns the queries joined.
+fn assert_shows_every_metric(d: &Dashboard, metrics: &[&wsmon::catalog::MetricDef]) -> String {
+    let exprs: Vec<String> = d.queries().into_iter().map(|q| q.expr).collect();
+    let exprs = exprs.join("\n");
+    for metric in metrics {
+        assert!(
+            exprs.contains(metric.name),
+            "{} never shows {}",
+            d.file_name(),
+            metric.name
+        );
+    }
+    exprs
 }

@@ -141,6 +141,20 @@ struct Expected {
 }
 
 impl Expected {
+    fn new(
+        alert: &'static str,
+        label: &'static str,
+        value: impl Into<String>,
+        cause: &'static str,
+    ) -> Self {
+        Self {
+            alert,
+            label,
+            value: value.into(),
+            cause,
+        }
+    }
+
     fn matches(&self, a: &ActiveAlert) -> bool {
         a.name() == self.alert && a.labels.get(self.label) == Some(&self.value)
     }
@@ -443,60 +457,55 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
 
     let main_instance = main.addr.to_string();
     let expected = [
-        Expected {
-            alert: "WebSocketAbnormalClosesHigh",
-            label: "instance",
-            value: main_instance.clone(),
-            cause: "abrupt drops",
-        },
-        Expected {
-            alert: "WebSocketReconnectStorm",
-            label: "job",
-            value: FEED_JOB.into(),
-            cause: "abrupt drops reconnecting",
-        },
-        Expected {
-            alert: "WebSocketUpgradeRejectionRatioHigh",
-            label: "instance",
-            value: main_instance.clone(),
-            cause: "foreign origins",
-        },
-        Expected {
-            alert: "WebSocketSlowConsumersSustained",
-            label: "instance",
-            value: main_instance.clone(),
-            cause: "slow consumers",
-        },
-        Expected {
-            alert: "WebSocketSequencerLagHigh",
-            label: "instance",
-            value: main_instance.clone(),
-            cause: "slow consumers",
-        },
-        Expected {
-            alert: "WebSocketFirstPayloadLatencyHigh",
-            label: "instance",
-            value: slow_snapshot.addr.to_string(),
-            cause: "slow snapshots",
-        },
-        Expected {
-            alert: "WebSocketCanarySequenceGaps",
-            label: "canary",
-            value: "stalling".into(),
-            cause: "burst overflow",
-        },
-        Expected {
-            alert: "WebSocketCanaryDown",
-            label: "canary",
-            value: "stalling".into(),
-            cause: "stalled feed",
-        },
-        Expected {
-            alert: "WebSocketCanaryStalled",
-            label: "canary",
-            value: "stalling".into(),
-            cause: "stalled feed",
-        },
+        Expected::new(
+            "WebSocketAbnormalClosesHigh",
+            "instance",
+            main_instance.clone(),
+            "abrupt drops",
+        ),
+        Expected::new(
+            "WebSocketReconnectStorm",
+            "job",
+            FEED_JOB,
+            "abrupt drops reconnecting",
+        ),
+        Expected::new(
+            "WebSocketUpgradeRejectionRatioHigh",
+            "instance",
+            main_instance.clone(),
+            "foreign origins",
+        ),
+        Expected::new(
+            "WebSocketSlowConsumersSustained",
+            "instance",
+            main_instance.clone(),
+            "slow consumers",
+        ),
+        Expected::new(
+            "WebSocketSequencerLagHigh",
+            "instance",
+            main_instance.clone(),
+            "slow consumers",
+        ),
+        Expected::new(
+            "WebSocketFirstPayloadLatencyHigh",
+            "instance",
+            slow_snapshot.addr.to_string(),
+            "slow snapshots",
+        ),
+        Expected::new(
+            "WebSocketCanarySequenceGaps",
+            "canary",
+            "stalling",
+            "burst overflow",
+        ),
+        Expected::new("WebSocketCanaryDown", "canary", "stalling", "stalled feed"),
+        Expected::new(
+            "WebSocketCanaryStalled",
+            "canary",
+            "stalling",
+            "stalled feed",
+        ),
     ];
     poll_until_seen(&prom, &mut log, &expected, Duration::from_secs(100)).await;
     let not_seen = missing(&log, &expected);
@@ -572,18 +581,18 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     restarted.shutdown().await;
     slow_snapshot.shutdown().await;
     let absent = [
-        Expected {
-            alert: "WebSocketServerMetricsAbsent",
-            label: "severity",
-            value: "warning".into(),
-            cause: "feeds stopped",
-        },
-        Expected {
-            alert: "WebSocketCanaryMetricsAbsent",
-            label: "severity",
-            value: "warning".into(),
-            cause: "prober stopped",
-        },
+        Expected::new(
+            "WebSocketServerMetricsAbsent",
+            "severity",
+            "warning",
+            "feeds stopped",
+        ),
+        Expected::new(
+            "WebSocketCanaryMetricsAbsent",
+            "severity",
+            "warning",
+            "prober stopped",
+        ),
     ];
     poll_until_seen(&prom, &mut log, &absent, Duration::from_secs(30)).await;
     let not_seen = missing(&log, &absent);
