@@ -34,7 +34,7 @@ struct Cli {
     /// Run only these benchmarks (comma-separated); all by default.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Bench>,
-    /// Runs per mode and N for the overhead benchmark (default 5, 2 with --quick).
+    /// Runs per mode and N for the overhead benchmark (default 7, 2 with --quick).
     #[arg(long)]
     runs: Option<usize>,
     /// Rewrite the generated block of this Markdown file.
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     if wants(Bench::Overhead) {
         let opts = overhead::Options {
             connections: vec![100, 2000],
-            runs: cli.runs.unwrap_or(if cli.quick { 2 } else { 5 }),
+            runs: cli.runs.unwrap_or(if cli.quick { 2 } else { 7 }),
             warmup_secs: 1.0,
             fixed_secs: if cli.quick { 2.0 } else { 4.0 },
             saturate_secs: if cli.quick { 2.0 } else { 4.0 },
