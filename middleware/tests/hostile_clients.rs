@@ -302,25 +302,7 @@ async fn half_open_peer_that_vanishes_without_fin_is_cut_off_by_the_heartbeat_as
         echoed = msg == Message::text("before");
     }
     proxy.vanish();
-    let m = || server.metrics();
-    expect_value(
-        m,
-        "websocket_server_heartbeat_timeouts_total",
-        &[("route", "/echo")],
-        1.0,
-    )
-    .await;
-    expect_value(
-        m,
-        CLOSES,
-        &[
-            ("route", "/echo"),
-            ("initiator", "server"),
-            ("close_code", "1006"),
-        ],
-        1.0,
-    )
-    .await;
+    expect_heartbeat_cut_off(&server, "/echo", 1.0).await;
     eventually(
         "the half-open connection is released",
         Duration::from_secs(5),

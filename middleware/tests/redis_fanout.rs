@@ -94,6 +94,22 @@ async fn publish(server: &FeedServer, body: Value) -> reqwest::Response {
         .expect("the feed answers /publish")
 }
 
+/// Publishes `{"nonce": nonce}` through `server`; returns the sequence it answered and the
+/// message as `subscriber` received it.
+async fn publish_and_receive(
+    server: &FeedServer,
+    subscriber: &mut Subscriber,
+    nonce: &str,
+) -> (u64, Value) {
+    let resp = publish(server, json!({ "nonce": nonce })).await;
+    assert_eq!(resp.status(), 200);
+    let published = json_body(resp).await["seq"].as_u64().unwrap();
+    let got = subscriber
+        .next_matching(Duration::from_secs(5), |m| m["nonce"] == nonce)
+        .await;
+    (published, got)
+}
+
 async fn json_body(resp: reqwest::Response) -> Value {
     serde_json::from_str(&resp.text().await.unwrap()).unwrap()
 }
@@ -121,12 +137,7 @@ async fn two_feeds_share_one_redis_sequenced_stream_that_pauses_without_redis_an
     assert!(seq(&first) >= 1);
 
     // Published through A: both instances deliver it with the sequence A answered.
-    let resp = publish(&a, json!({"nonce": "via-a"})).await;
-    assert_eq!(resp.status(), 200);
-    let published = json_body(resp).await["seq"].as_u64().unwrap();
-    let got_b = on_b
-        .next_matching(Duration::from_secs(5), |m| m["nonce"] == "via-a")
-        .await;
+    let (published, got_b) = publish_and_receive(&a, &mut on_b, "via-a").await;
     let got_a = on_a
         .next_matching(Duration::from_secs(5), |m| m["nonce"] == "via-a")
         .await;
@@ -190,12 +201,7 @@ async fn two_feeds_share_one_redis_sequenced_stream_that_pauses_without_redis_an
         "the sequence resumed at {} after {stopped_at}: it must not restart",
         seq(&resumed)
     );
-    let resp = publish(&a, json!({"nonce": "after-restore"})).await;
-    assert_eq!(resp.status(), 200);
-    let published = json_body(resp).await["seq"].as_u64().unwrap();
-    let got_b = on_b
-        .next_matching(Duration::from_secs(5), |m| m["nonce"] == "after-restore")
-        .await;
+    let (published, got_b) = publish_and_receive(&a, &mut on_b, "after-restore").await;
     assert_eq!(seq(&got_b), published);
     assert_eq!(panics_so_far(), panics);
 }

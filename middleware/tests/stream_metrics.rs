@@ -308,25 +308,7 @@ async fn heartbeat_measures_rtt_and_times_out_an_unresponsive_peer() {
 
     // An unresponsive client: never reads, so never answers a ping.
     let dead = connect(&server.url("/echo")).await;
-    let m = || server.metrics();
-    expect_value(
-        m,
-        "websocket_server_heartbeat_timeouts_total",
-        &[("route", "/echo")],
-        1.0,
-    )
-    .await;
-    expect_value(
-        m,
-        CLOSES,
-        &[
-            ("route", "/echo"),
-            ("initiator", "server"),
-            ("close_code", "1006"),
-        ],
-        1.0,
-    )
-    .await;
+    expect_heartbeat_cut_off(&server, "/echo", 1.0).await;
     let rtts = server.metrics().value(
         "websocket_server_ping_rtt_seconds_count",
         &[("route", "/echo")],

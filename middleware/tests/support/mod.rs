@@ -274,3 +274,22 @@ pub fn panics_so_far() -> usize {
     });
     PANICS.load(Ordering::SeqCst)
 }
+
+/// Waits until `route` shows `n` heartbeat timeouts and `n` ends recorded as the server's
+/// 1006 (a peer cut off for missing pongs: no close handshake is attempted).
+pub async fn expect_heartbeat_cut_off(server: &EchoServer, route: &str, n: f64) {
+    let m = || server.metrics();
+    expect_value(
+        m,
+        "websocket_server_heartbeat_timeouts_total",
+        &[("route", route)],
+        n,
+    )
+    .await;
+    let labels = [
+        ("route", route),
+        ("initiator", "server"),
+        ("close_code", "1006"),
+    ];
+    expect_value(m, "websocket_server_closes_total", &labels, n).await;
+}
