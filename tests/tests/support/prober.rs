@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub struct ProberDaemon {
     child: tokio::process::Child,
@@ -11,8 +11,12 @@ pub struct ProberDaemon {
     pub log: PathBuf,
 }
 
-/// The prober binary next to this test's own binary (`target/<profile>/wsmon-probe`), built
-/// first so that it matches the sources.
+/// The prober binary next to this test's own binary (`target/<profile>/wsmon-probe`).
+///
+/// `cargo test --workspace` already builds it (the prober's own integration tests need it). It
+/// is rebuilt here only when missing or older than the sources it is made from, because a
+/// `cargo build -p wsmon-probe` resolves features differently from the workspace test build
+/// and would relink it from scratch every time.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary>
@@ -21,6 +25,9 @@ pub fn binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>");
     let bin = profile_dir.join(format!("wsmon-probe{}", std::env::consts::EXE_SUFFIX));
+    if is_newer_than_sources(&bin) {
+        return bin;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.args(["build", "-p", "wsmon-probe", "--bin", "wsmon-probe"]);
@@ -38,6 +45,39 @@ pub fn binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn newest_under(path: &Path) -> Option<SystemTime> {
+    let own = modified(path);
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return own;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| newest_under(&e.path()))
+        .chain(own)
+        .max()
+}
+
+fn is_newer_than_sources(bin: &Path) -> bool {
+    let Some(built) = modified(bin) else {
+        return false;
+    };
+    let root = wsmon_tests::repo::root();
+    let sources = [
+        "probe/src",
+        "probe/Cargo.toml",
+        "middleware/src",
+        "middleware/Cargo.toml",
+        "Cargo.lock",
+    ];
+    sources
+        .iter()
+        .all(|s| newest_under(&root.join(s)).is_some_and(|t| t <= built))
 }
 
 impl ProberDaemon {
