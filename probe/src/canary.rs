@@ -20,8 +20,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CanaryConfig, TlsConfig};
-use crate::failure::FailureReason;
-use crate::measure::{self, Fault, NonceTracker, SequenceTracker, StallDetector};
+use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
+use crate::measure::{
+    self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
+};
 use crate::publish::Publisher;
 use crate::recorder::{CanaryRecorder, CanaryState, Phase};
 
@@ -106,7 +108,7 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
         })?;
         let stream = match timeout(limit, tls.connect(server_name, tcp)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(fault(FailureReason::Tls, format!("TLS handshake: {e}"))),
+            Ok(Err(e)) => return Err(fault(tls_failure_reason(&e), format!("TLS handshake: {e}"))),
             Err(_) => {
                 return Err(fault(
                     FailureReason::Tls,
@@ -124,7 +126,9 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
     let request = upgrade_request(cfg)?;
     let mut ws_config = WebSocketConfig::default();
     ws_config.max_message_size = Some(cfg.max_message_bytes);
-    ws_config.max_frame_size = Some(cfg.max_message_bytes);
+    // One byte more for frames, so that `on_error` can tell a frame header refused outright
+    // (`frame_too_big`) from a message that grew too big (`message_too_big`) by `max_size`.
+    ws_config.max_frame_size = Some(cfg.max_message_bytes.saturating_add(1));
     let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
     match timeout(limit, handshake).await {
         Ok(Ok((socket, response))) => {
@@ -135,11 +139,24 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
         Ok(Err(tungstenite::Error::Http(response))) => {
             let code = response.status().as_u16();
             rec.handshake_status(code, false);
+            if response.status().is_redirection() {
+                // Never followed: a canary checks the URL it was given, and loops cost nothing.
+                return Err(fault(
+                    FailureReason::Redirect,
+                    format!("upgrade answered HTTP {code} (a redirect, not followed)"),
+                ));
+            }
             Err(fault(
                 FailureReason::HandshakeStatus,
                 format!("upgrade answered HTTP {code} instead of 101"),
             ))
         }
+        Ok(Err(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::SecWebSocketAcceptKeyMismatch,
+        ))) => Err(fault(
+            FailureReason::HandshakeAcceptMismatch,
+            "Sec-WebSocket-Accept does not match the key sent: not a WebSocket server, or a proxy rewrote the response",
+        )),
         Ok(Err(e)) => Err(fault(
             FailureReason::HandshakeError,
             format!("upgrade failed: {e}"),
@@ -216,6 +233,25 @@ fn tls_connector(tls: &TlsConfig) -> Result<tokio_rustls::TlsConnector, Fault> {
         builder.with_root_certificates(roots).with_no_client_auth()
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Which certificate problem failed the handshake, from the rustls error inside `e`.
+fn tls_failure_reason(e: &std::io::Error) -> FailureReason {
+    use rustls::CertificateError as C;
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return FailureReason::Tls;
+    };
+    match cert {
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            FailureReason::TlsExpired
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => FailureReason::TlsHostname,
+        C::UnknownIssuer | C::BadSignature => FailureReason::TlsUntrusted,
+        _ => FailureReason::Tls,
+    }
 }
 
 /// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.
@@ -394,6 +430,12 @@ struct Session<'a> {
     next_publish: Option<Instant>,
     nonces: NonceTracker,
     publisher: Option<Publisher>,
+    /// Only canaries that read pointers pay for JSON parsing (a flood of text costs little).
+    needs_json: bool,
+    pings: RateLimit,
+    messages: Option<RateLimit>,
+    reported_invalid_sequence: bool,
+    reported_too_deep: bool,
 }
 
 impl<'a> Session<'a> {
@@ -418,6 +460,14 @@ impl<'a> Session<'a> {
                 .map(|_| now + Duration::from_millis(100)),
             nonces: NonceTracker::default(),
             publisher: cfg.publish.as_ref().map(|p| Publisher::new(cfg, p)),
+            needs_json: cfg.sequence.is_some()
+                || cfg.timestamp.is_some()
+                || cfg.publish.is_some()
+                || cfg.head_check.is_some(),
+            pings: RateLimit::new(PING_FLOOD_PER_SECOND, now),
+            messages: cfg.max_message_rate.map(|r| RateLimit::new(r, now)),
+            reported_invalid_sequence: false,
+            reported_too_deep: false,
         }
     }
 
@@ -651,6 +701,24 @@ impl<'a> Session<'a> {
                 self.rec.closed(code, &reason);
                 // tungstenite queued the close reply; flush it, bounded.
                 let _ = timeout(Duration::from_secs(1), ws.flush()).await;
+                // tungstenite hides a forbidden close code (0, 1005, 1006, 5000, ...) by
+                // handing us this exact frame instead; a server's own 1002 says something else.
+                if code == wsmon::close_code::PROTOCOL_ERROR && reason == "Protocol violation" {
+                    return Some(self.end(Some(fault(
+                        FailureReason::InvalidCloseCode,
+                        "the server closed with a code RFC 6455 forbids on the wire",
+                    ))));
+                }
+                // The server should now end TCP; anything more it sends is a violation.
+                if let Ok(Some(Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ReceivedAfterClosing,
+                )))) = timeout(Duration::from_secs(1), ws.next()).await
+                {
+                    return Some(self.end(Some(fault(
+                        FailureReason::DataAfterClose,
+                        format!("the server sent more frames after closing with {code}"),
+                    ))));
+                }
                 let detail = if reason.is_empty() {
                     format!("the server closed the stream with {code}")
                 } else {
@@ -658,8 +726,32 @@ impl<'a> Session<'a> {
                 };
                 return Some(self.end(Some(fault(FailureReason::for_close_code(code), detail))));
             }
-            Message::Ping(_) | Message::Frame(_) => return None,
+            Message::Ping(_) => {
+                if self.pings.exceeded(received) {
+                    close(ws, CloseCode::Policy, "ping flood").await;
+                    self.rec.closed(u16::from(CloseCode::Policy), "");
+                    return Some(self.end(Some(fault(
+                        FailureReason::PingFlood,
+                        format!("more than {PING_FLOOD_PER_SECOND} pings within a second"),
+                    ))));
+                }
+                return None;
+            }
+            Message::Frame(_) => return None,
         };
+        if let Some(limit) = &mut self.messages {
+            if limit.exceeded(received) {
+                close(ws, CloseCode::Policy, "message flood").await;
+                self.rec.closed(u16::from(CloseCode::Policy), "");
+                return Some(self.end(Some(fault(
+                    FailureReason::MessageFlood,
+                    format!(
+                        "more than {} messages within a second (max_message_rate)",
+                        self.cfg.max_message_rate.unwrap_or_default()
+                    ),
+                ))));
+            }
+        }
         if !self.got_payload {
             self.got_payload = true;
             self.rec
@@ -669,8 +761,22 @@ impl<'a> Session<'a> {
             s.on_message(received);
         }
         self.rec.message(received, text);
-        let Ok(value) = serde_json::from_str::<Value>(text) else {
+        if !self.needs_json {
             return None;
+        }
+        let value = match measure::parse_json(text) {
+            Ok(value) => value,
+            Err(JsonRefusal::NotJson) => return None,
+            Err(JsonRefusal::TooDeep) => {
+                // Once per session: a server that always does this must not flood the log.
+                if !std::mem::replace(&mut self.reported_too_deep, true) {
+                    self.rec.fault(
+                        FailureReason::PayloadTooDeep,
+                        "a JSON message nested deeper than 128 levels was not measured",
+                    );
+                }
+                return None;
+            }
         };
         if self.take_head_reply(&value, tracker) {
             return None;
@@ -683,7 +789,19 @@ impl<'a> Session<'a> {
             }
         }
         if let Some(seq_cfg) = &self.cfg.sequence {
-            if let Some(seq) = measure::u64_at(&value, &seq_cfg.pointer) {
+            let seq = match measure::sequence_at(&value, &seq_cfg.pointer) {
+                Ok(seq) => seq,
+                Err(invalid) => {
+                    if !std::mem::replace(&mut self.reported_invalid_sequence, true) {
+                        self.rec.fault(
+                            FailureReason::InvalidSequence,
+                            format!("{} is {}", seq_cfg.pointer, invalid.0),
+                        );
+                    }
+                    None
+                }
+            };
+            if let Some(seq) = seq {
                 let d = tracker.observe(seq);
                 self.rec.sequence(d);
                 if d.gaps > 0 {
@@ -736,37 +854,78 @@ impl<'a> Session<'a> {
     }
 
     async fn on_error(&mut self, ws: &mut Socket, e: tungstenite::Error) -> SessionEnd {
-        use tungstenite::error::{CapacityError, ProtocolError};
-        match e {
+        let (reason, reply) = classify_error(&e, self.cfg.max_message_bytes);
+        let detail = match &e {
+            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size })
+                if reason == FailureReason::FrameTooBig =>
+            {
+                format!(
+                    "a frame header declared {size} bytes, over max_message_bytes ({})",
+                    max_size - 1
+                )
+            }
             tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                close(ws, CloseCode::Size, "message too big").await;
-                self.rec.closed(wsmon::close_code::MESSAGE_TOO_BIG, "");
-                self.end(Some(fault(
-                    FailureReason::MessageTooBig,
-                    format!("a {size}-byte message exceeded max_message_bytes ({max_size})"),
-                )))
+                format!("a {size}-byte message exceeded max_message_bytes ({max_size})")
             }
-            tungstenite::Error::Capacity(e) => {
-                close(ws, CloseCode::Size, "frame too big").await;
-                self.rec.closed(wsmon::close_code::MESSAGE_TOO_BIG, "");
-                self.end(Some(fault(FailureReason::MessageTooBig, e.to_string())))
+            _ if reason == FailureReason::Closed => {
+                "the connection dropped without a close frame (1006)".to_string()
             }
-            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-            | tungstenite::Error::Io(_)
-            | tungstenite::Error::ConnectionClosed
-            | tungstenite::Error::AlreadyClosed => {
-                self.rec.closed(wsmon::close_code::ABNORMAL, "");
-                self.end(Some(fault(
-                    FailureReason::Closed,
-                    "the connection dropped without a close frame (1006)",
-                )))
+            _ if reason == FailureReason::Reset => {
+                "the connection was reset (TCP RST) without a close frame (1006)".to_string()
             }
-            other => {
-                close(ws, CloseCode::Protocol, "protocol error").await;
-                self.rec.closed(wsmon::close_code::PROTOCOL_ERROR, "");
-                self.end(Some(fault(FailureReason::ProtocolError, other.to_string())))
+            other => other.to_string(),
+        };
+        match reply {
+            Some(code) => {
+                close(ws, code, reason.as_str()).await;
+                self.rec.closed(u16::from(code), "");
             }
+            None => self.rec.closed(wsmon::close_code::ABNORMAL, ""),
         }
+        self.end(Some(fault(reason, detail)))
+    }
+}
+
+use tungstenite::error::{CapacityError, ProtocolError};
+
+/// The failure reason for a read error, and the close code the prober answers with (`None`
+/// when the connection is already gone).
+fn classify_error(
+    e: &tungstenite::Error,
+    max_message_bytes: usize,
+) -> (FailureReason, Option<CloseCode>) {
+    use tungstenite::Error as E;
+    match e {
+        E::Capacity(CapacityError::MessageTooLong { max_size, .. })
+            if *max_size != max_message_bytes =>
+        {
+            (FailureReason::FrameTooBig, Some(CloseCode::Size))
+        }
+        E::Capacity(_) => (FailureReason::MessageTooBig, Some(CloseCode::Size)),
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            (FailureReason::Reset, None)
+        }
+        E::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        | E::Io(_)
+        | E::ConnectionClosed
+        | E::AlreadyClosed => (FailureReason::Closed, None),
+        E::Protocol(ProtocolError::ReceivedAfterClosing) => (FailureReason::DataAfterClose, None),
+        E::Protocol(ProtocolError::NonZeroReservedBits) => {
+            (FailureReason::ReservedBits, Some(CloseCode::Protocol))
+        }
+        E::Protocol(
+            ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::InvalidOpcode(_),
+        ) => (FailureReason::BadOpcode, Some(CloseCode::Protocol)),
+        E::Protocol(ProtocolError::FragmentedControlFrame | ProtocolError::ControlFrameTooBig) => {
+            (FailureReason::FragmentedControl, Some(CloseCode::Protocol))
+        }
+        E::Protocol(ProtocolError::InvalidCloseSequence) => {
+            (FailureReason::InvalidCloseCode, Some(CloseCode::Protocol))
+        }
+        E::Utf8(_) => (FailureReason::InvalidUtf8, Some(CloseCode::Invalid)),
+        _ => (FailureReason::ProtocolError, Some(CloseCode::Protocol)),
     }
 }
 

@@ -296,6 +296,8 @@ pub struct CanaryConfig {
     pub connect_timeout: Duration,
     pub first_payload_within: Duration,
     pub max_message_bytes: usize,
+    /// Data messages per second above which the stream ends with `message_flood`.
+    pub max_message_rate: Option<u32>,
     pub backoff: Backoff,
     pub tls: TlsConfig,
     pub sequence: Option<SequenceConfig>,
@@ -320,6 +322,7 @@ impl CanaryConfig {
             connect_timeout: defaults.connect_timeout,
             first_payload_within: defaults.first_payload_timeout,
             max_message_bytes: defaults.max_message_bytes,
+            max_message_rate: None,
             backoff: defaults.backoff,
             tls: TlsConfig::default(),
             sequence: None,
@@ -444,6 +447,9 @@ fn render_canary(out: &mut String, c: &CanaryConfig) {
         fmt_duration(c.first_payload_within)
     ));
     line(format!("max_message_bytes: {}", c.max_message_bytes));
+    if let Some(r) = c.max_message_rate {
+        line(format!("max_message_rate: {r}"));
+    }
     line(format!("backoff: {}", fmt_backoff(&c.backoff)));
     if c.tls != TlsConfig::default() {
         let ca = c
@@ -984,6 +990,12 @@ impl<'a> Cx<'a> {
         if let Some(v) = self.opt(&f, "max_message_bytes", |n, k| self.size(n, k))? {
             c.max_message_bytes = v;
         }
+        c.max_message_rate = self.opt(&f, "max_message_rate", |n, k| {
+            u32::try_from(self.uint(n, k)?)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| self.invalid(k, "messages per second, from 1 to 4294967295", n))
+        })?;
         if let Some(v) = self.opt(&f, "backoff", |n, k| self.backoff(n, k, d.backoff))? {
             c.backoff = v;
         }
@@ -1183,6 +1195,7 @@ pub const CANARY_KEYS: &[&str] = &[
     "connect_timeout",
     "first_payload_within",
     "max_message_bytes",
+    "max_message_rate",
     "backoff",
     "tls",
     "sequence",

@@ -14,14 +14,24 @@ pub enum FailureReason {
     ConnectTimeout,
     /// Any other TCP connect error (unreachable network, reset during connect).
     ConnectError,
-    /// The TLS handshake failed or timed out (certificate, protocol, name mismatch).
+    /// The TLS handshake failed or timed out for another reason (protocol, bad ca_file).
     Tls,
+    /// The server's certificate (or one in its chain) has expired or is not yet valid.
+    TlsExpired,
+    /// The server's certificate does not chain to a trusted root (self-signed, unknown CA).
+    TlsUntrusted,
+    /// The server's certificate is not valid for the host name in the URL.
+    TlsHostname,
     /// The server sent no complete upgrade response within `connect_timeout`.
     HandshakeTimeout,
     /// The upgrade response was not `101 Switching Protocols`.
     HandshakeStatus,
+    /// The upgrade was answered with a 3xx redirect; the prober never follows them.
+    Redirect,
     /// The upgrade response was malformed or violated RFC 6455.
     HandshakeError,
+    /// The `Sec-WebSocket-Accept` header did not match the key the prober sent.
+    HandshakeAcceptMismatch,
     /// No data message arrived within `first_payload_within` of the upgrade.
     FirstPayloadTimeout,
     /// The stream was silent for longer than `max_silence`.
@@ -30,6 +40,10 @@ pub enum FailureReason {
     SequenceGap,
     /// A sequence number arrived twice.
     SequenceDuplicate,
+    /// The sequence pointer held something that is not an unsigned 64-bit integer.
+    InvalidSequence,
+    /// A JSON message nested deeper than the parser's recursion limit (128).
+    PayloadTooDeep,
     /// The head check showed the stream more than `max_lag` messages behind.
     HeadLag,
     /// No head check reply within its timeout.
@@ -42,11 +56,35 @@ pub enum FailureReason {
     HeartbeatTimeout,
     /// The stream ended: a close frame from the server, or the TCP connection dropping (1006).
     Closed,
-    /// The server broke the WebSocket protocol, or closed with 1002.
+    /// The TCP connection was reset (RST) mid-stream.
+    Reset,
+    /// The server broke the WebSocket protocol in another way, or closed with 1002.
     ProtocolError,
-    /// A message exceeded `max_message_bytes`, or the server closed with 1009.
+    /// A frame had a reserved bit (RSV1-3) set without a negotiated extension.
+    ReservedBits,
+    /// A frame used a reserved opcode.
+    BadOpcode,
+    /// A control frame (close, ping, pong) was fragmented or over 125 bytes.
+    FragmentedControl,
+    /// A text message (or close reason) was not valid UTF-8.
+    InvalidUtf8,
+    /// A close frame carried a code RFC 6455 forbids on the wire, or a malformed payload.
+    InvalidCloseCode,
+    /// The server sent frames after its close frame.
+    DataAfterClose,
+    /// A fragmented message grew past `max_message_bytes`, or the server closed with 1009.
     MessageTooBig,
+    /// A frame header declared a payload over `max_message_bytes`; refused before reading it.
+    FrameTooBig,
+    /// The server sent more than [`PING_FLOOD_PER_SECOND`] pings within a second.
+    PingFlood,
+    /// Data messages arrived faster than the canary's `max_message_rate`.
+    MessageFlood,
 }
+
+/// More pings than this within one second end the stream with `ping_flood`: a server has no
+/// honest reason to ping that often, and every ping costs the prober a pong.
+pub const PING_FLOOD_PER_SECOND: u32 = 100;
 
 impl FailureReason {
     /// Every reason, in documentation order.
@@ -56,21 +94,38 @@ impl FailureReason {
         FailureReason::ConnectTimeout,
         FailureReason::ConnectError,
         FailureReason::Tls,
+        FailureReason::TlsExpired,
+        FailureReason::TlsUntrusted,
+        FailureReason::TlsHostname,
         FailureReason::HandshakeTimeout,
         FailureReason::HandshakeStatus,
+        FailureReason::Redirect,
         FailureReason::HandshakeError,
+        FailureReason::HandshakeAcceptMismatch,
         FailureReason::FirstPayloadTimeout,
         FailureReason::Stall,
         FailureReason::SequenceGap,
         FailureReason::SequenceDuplicate,
+        FailureReason::InvalidSequence,
+        FailureReason::PayloadTooDeep,
         FailureReason::HeadLag,
         FailureReason::HeadTimeout,
         FailureReason::PublishTimeout,
         FailureReason::PublishError,
         FailureReason::HeartbeatTimeout,
         FailureReason::Closed,
+        FailureReason::Reset,
         FailureReason::ProtocolError,
+        FailureReason::ReservedBits,
+        FailureReason::BadOpcode,
+        FailureReason::FragmentedControl,
+        FailureReason::InvalidUtf8,
+        FailureReason::InvalidCloseCode,
+        FailureReason::DataAfterClose,
         FailureReason::MessageTooBig,
+        FailureReason::FrameTooBig,
+        FailureReason::PingFlood,
+        FailureReason::MessageFlood,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,21 +135,38 @@ impl FailureReason {
             FailureReason::ConnectTimeout => "connect_timeout",
             FailureReason::ConnectError => "connect_error",
             FailureReason::Tls => "tls",
+            FailureReason::TlsExpired => "tls_expired",
+            FailureReason::TlsUntrusted => "tls_untrusted",
+            FailureReason::TlsHostname => "tls_hostname",
             FailureReason::HandshakeTimeout => "handshake_timeout",
             FailureReason::HandshakeStatus => "handshake_status",
+            FailureReason::Redirect => "redirect",
             FailureReason::HandshakeError => "handshake_error",
+            FailureReason::HandshakeAcceptMismatch => "handshake_accept_mismatch",
             FailureReason::FirstPayloadTimeout => "first_payload_timeout",
             FailureReason::Stall => "stall",
             FailureReason::SequenceGap => "sequence_gap",
             FailureReason::SequenceDuplicate => "sequence_duplicate",
+            FailureReason::InvalidSequence => "invalid_sequence",
+            FailureReason::PayloadTooDeep => "payload_too_deep",
             FailureReason::HeadLag => "head_lag",
             FailureReason::HeadTimeout => "head_timeout",
             FailureReason::PublishTimeout => "publish_timeout",
             FailureReason::PublishError => "publish_error",
             FailureReason::HeartbeatTimeout => "heartbeat_timeout",
             FailureReason::Closed => "closed",
+            FailureReason::Reset => "reset",
             FailureReason::ProtocolError => "protocol_error",
+            FailureReason::ReservedBits => "reserved_bits",
+            FailureReason::BadOpcode => "bad_opcode",
+            FailureReason::FragmentedControl => "fragmented_control",
+            FailureReason::InvalidUtf8 => "invalid_utf8",
+            FailureReason::InvalidCloseCode => "invalid_close_code",
+            FailureReason::DataAfterClose => "data_after_close",
             FailureReason::MessageTooBig => "message_too_big",
+            FailureReason::FrameTooBig => "frame_too_big",
+            FailureReason::PingFlood => "ping_flood",
+            FailureReason::MessageFlood => "message_flood",
         }
     }
 
@@ -109,6 +181,8 @@ impl FailureReason {
                 | FailureReason::HeadTimeout
                 | FailureReason::PublishTimeout
                 | FailureReason::PublishError
+                | FailureReason::InvalidSequence
+                | FailureReason::PayloadTooDeep
         )
     }
 
@@ -138,7 +212,11 @@ mod tests {
         for r in FailureReason::ALL {
             let s = r.as_str();
             assert!(seen.insert(s), "{s}");
-            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{s}"
+            );
         }
     }
 

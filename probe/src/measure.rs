@@ -257,14 +257,101 @@ impl StallDetector {
 
 /// Reads an unsigned sequence (a JSON number or numeric string) at `pointer`.
 pub fn u64_at(value: &Value, pointer: &str) -> Option<u64> {
-    match value.pointer(pointer)? {
+    sequence_at(value, pointer).ok().flatten()
+}
+
+/// The sequence at `pointer`: `Ok(None)` when absent, `Err` (saying what was found) when
+/// present but not an unsigned 64-bit integer, so a broken sequence is reported, not ignored.
+pub fn sequence_at(value: &Value, pointer: &str) -> Result<Option<u64>, InvalidSequence> {
+    let Some(found) = value.pointer(pointer) else {
+        return Ok(None);
+    };
+    let seq = match found {
         Value::Number(n) => n.as_u64().or_else(|| {
+            // 2^64 as f64: anything at or above it would saturate silently.
             n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 18_446_744_073_709_551_616.0)
                 .map(|f| f as u64)
         }),
         Value::String(s) => s.parse().ok(),
         _ => None,
+    };
+    seq.map(Some)
+        .ok_or_else(|| InvalidSequence::describe(found))
+}
+
+/// What stood where a sequence number should be (kind and a short preview, never a label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSequence(pub String);
+
+impl InvalidSequence {
+    const PREVIEW_CHARS: usize = 32;
+
+    fn describe(found: &Value) -> Self {
+        let kind = match found {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number that is not an unsigned 64-bit integer",
+            Value::String(_) => "a string that is not an unsigned 64-bit integer",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        };
+        let preview: String = found
+            .to_string()
+            .chars()
+            .take(Self::PREVIEW_CHARS)
+            .collect();
+        Self(format!("{kind} ({preview})"))
+    }
+}
+
+/// Why a message was not measured as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonRefusal {
+    /// Not JSON at all: such messages count but are not otherwise measured.
+    NotJson,
+    /// Nested past serde_json's recursion limit (128): refused without deep recursion.
+    TooDeep,
+}
+
+/// Parses a message for measurement. Parsing is bounded twice over: the message is already
+/// capped at `max_message_bytes`, and serde_json refuses nesting deeper than 128.
+pub fn parse_json(text: &str) -> Result<Value, JsonRefusal> {
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json has no public error code for this; its message is stable.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            JsonRefusal::TooDeep
+        } else {
+            JsonRefusal::NotJson
+        }
+    })
+}
+
+/// Counts events in one-second windows and says when a window exceeds `limit`.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    limit: u32,
+    window_start: Instant,
+    count: u32,
+}
+
+impl RateLimit {
+    pub fn new(limit: u32, now: Instant) -> Self {
+        Self {
+            limit,
+            window_start: now,
+            count: 0,
+        }
+    }
+
+    /// Records one event at `now`; true when it is over the limit of its window.
+    pub fn exceeded(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count > self.limit
     }
 }
 
@@ -545,6 +632,44 @@ mod tests {
         assert_eq!(u64_at(&v, "/c"), None);
         assert_eq!(u64_at(&v, "/d"), None);
         assert_eq!(u64_at(&v, "/e/f"), Some(7));
+    }
+
+    #[test]
+    fn a_present_sequence_that_is_not_a_u64_is_invalid_and_an_absent_one_is_not() {
+        let v = serde_json::json!({
+            "neg": -1, "frac": 1.5, "big": 1e20, "word": "abc", "null": null,
+            "list": [1], "obj": {}, "flag": true, "max": u64::MAX, "maxs": "18446744073709551615"
+        });
+        assert_eq!(sequence_at(&v, "/absent"), Ok(None));
+        assert_eq!(sequence_at(&v, "/max"), Ok(Some(u64::MAX)));
+        assert_eq!(sequence_at(&v, "/maxs"), Ok(Some(u64::MAX)));
+        for bad in [
+            "/neg", "/frac", "/big", "/word", "/null", "/list", "/obj", "/flag",
+        ] {
+            assert!(sequence_at(&v, bad).is_err(), "{bad}");
+        }
+        let long = serde_json::json!({ "s": "x".repeat(1000) });
+        assert!(sequence_at(&long, "/s").unwrap_err().0.len() < 100);
+    }
+
+    #[test]
+    fn json_nested_past_the_recursion_limit_is_too_deep_not_merely_not_json() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse_json(&deep).unwrap_err(), JsonRefusal::TooDeep);
+        assert_eq!(parse_json("{not json").unwrap_err(), JsonRefusal::NotJson);
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse_json(&ok).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_trips_above_the_limit_within_one_second_and_resets_after() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::new(3, t0);
+        assert!(!r.exceeded(t0));
+        assert!(!r.exceeded(t0));
+        assert!(!r.exceeded(t0 + Duration::from_millis(900)));
+        assert!(r.exceeded(t0 + Duration::from_millis(950)));
+        assert!(!r.exceeded(t0 + Duration::from_millis(1000)));
     }
 
     #[test]

@@ -89,6 +89,6 @@ fn every_bad_fixture_fails_with_its_exact_error() {
     }
 }
 
-const EXPECT_UNKNOWN_KEY: &str = "bad-unknown-key.yaml: canaries[0].heartbeet: unknown key; expected one of: name, url, headers, origin, subprotocols, on_open, connect_timeout, first_payload_within, max_message_bytes, backoff, tls, sequence, timestamp, max_silence, heartbeat, head_check, publish, resume";
+const EXPECT_UNKNOWN_KEY: &str = "bad-unknown-key.yaml: canaries[0].heartbeet: unknown key; expected one of: name, url, headers, origin, subprotocols, on_open, connect_timeout, first_payload_within, max_message_bytes, max_message_rate, backoff, tls, sequence, timestamp, max_silence, heartbeat, head_check, publish, resume";
 const EXPECT_SYNTAX: &str =
     "bad-syntax.yaml: invalid YAML at line 4, column 1: did not find expected ',' or ']'";

@@ -254,7 +254,7 @@ async fn a_refused_connection_is_connect_refused() {
 }
 
 #[tokio::test]
-async fn an_oversized_message_is_message_too_big_and_closed_with_1009() {
+async fn an_oversized_frame_is_frame_too_big_and_closed_with_1009() {
     let server = faulty::ws(|mut ws| async move {
         send_seqs(&mut ws, &[1], Duration::from_millis(20)).await;
         let big = format!(r#"{{"seq":2,"pad":"{}"}}"#, "x".repeat(200 * 1024));
@@ -269,10 +269,10 @@ async fn an_oversized_message_is_message_too_big_and_closed_with_1009() {
     let config = yaml(&server.url(), "    max_message_bytes: 64KiB\n");
     let (code, v) = once_json(&config, "5s").await;
     assert_eq!(code, 1);
-    assert_eq!(reason(&v), "message_too_big", "{v}");
+    assert_eq!(reason(&v), "frame_too_big", "{v}");
     assert_eq!(v["close_code"], 1009, "{v}");
     assert_eq!(v["messages"], 1, "{v}");
-    daemon_sees(&config, "message_too_big").await;
+    daemon_sees(&config, "frame_too_big").await;
 }
 
 #[tokio::test]
@@ -488,9 +488,12 @@ async fn a_failing_publish_endpoint_is_publish_error() {
 async fn a_frame_that_breaks_rfc_6455_is_protocol_error() {
     let server = faulty::ws(|mut ws| async move {
         send_seqs(&mut ws, &[1], Duration::from_millis(20)).await;
-        // Behind tungstenite's back: a text frame with invalid UTF-8 and a reserved bit set.
+        // Behind tungstenite's back: a masked frame, which only clients may send.
         use tokio::io::AsyncWriteExt;
-        let _ = ws.get_mut().write_all(&[0xC1, 0x02, 0xff, 0xfe]).await;
+        let _ = ws
+            .get_mut()
+            .write_all(&[0x81, 0x81, 1, 2, 3, 4, b'x' ^ 1])
+            .await;
         hold(&mut ws, Duration::from_secs(10)).await;
     })
     .await;

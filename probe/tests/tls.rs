@@ -4,8 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 use support::once_json;
@@ -54,53 +52,6 @@ fn make_certs(dir: &Path) {
     openssl(dir, &sign.split(' ').collect::<Vec<_>>());
 }
 
-/// A wss:// server that sends a few `{"seq":N}` messages and holds the stream.
-async fn wss_server(dir: &Path) -> std::net::SocketAddr {
-    use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("leaf.pem"))
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                    return;
-                };
-                for seq in 1..=5u64 {
-                    let msg = tokio_tungstenite::tungstenite::Message::text(format!(
-                        r#"{{"seq":{seq}}}"#
-                    ));
-                    if futures_util::SinkExt::send(&mut ws, msg).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                    while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
-                })
-                .await;
-            });
-        }
-    });
-    addr
-}
-
 fn yaml(addr: std::net::SocketAddr, tls: &str) -> String {
     format!(
         "canaries:\n  - name: tls\n    url: wss://127.0.0.1:{}/ws\n    connect_timeout: 2s\n    sequence: {{ pointer: /seq }}\n{tls}",
@@ -112,12 +63,13 @@ fn yaml(addr: std::net::SocketAddr, tls: &str) -> String {
 async fn wss_verifies_certificates_by_default_and_trusts_a_configured_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
-    let addr = wss_server(dir.path()).await;
+    let addr =
+        support::tls::wss_server(&dir.path().join("leaf.pem"), &dir.path().join("leaf.key")).await;
 
     let (code, v) = once_json(&yaml(addr, ""), "1s").await;
     assert_eq!(code, 1);
     assert_eq!(
-        v["failure_reason"], "tls",
+        v["failure_reason"], "tls_untrusted",
         "an unknown CA must be rejected: {v}"
     );
     assert_eq!(v["connect_seconds"]["tls"], Value::Null);

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod hostile;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,9 +80,36 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// `once --format json` on a config; returns the exit code and the one canary's JSON object.
 pub async fn once_json(yaml: &str, duration: &str) -> (i32, serde_json::Value) {
+    let run = once_run(yaml, duration).await;
+    (run.code, run.json)
+}
+
+/// One `once` run of the binary, watched from outside.
+pub struct OnceRun {
+    pub code: i32,
+    /// The one canary's JSON object.
+    pub json: serde_json::Value,
+    /// Wall time from spawn to exit.
+    pub wall: Duration,
+    /// The highest resident set size seen (VmHWM), in KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Peak resident set size of `pid` so far, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `once --format json` on a config, bounded at 60s, sampling the prober's peak RSS.
+pub async fn once_run(yaml: &str, duration: &str) -> OnceRun {
     let (_dir, path) = config_file(yaml);
-    let out = run_bin(
-        &[
+    let started = Instant::now();
+    let child = tokio::process::Command::new(BIN)
+        .args([
             "once",
             "-c",
             path.to_str().unwrap(),
@@ -88,10 +117,28 @@ pub async fn once_json(yaml: &str, duration: &str) -> (i32, serde_json::Value) {
             duration,
             "--format",
             "json",
-        ],
-        &[],
-    )
-    .await;
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wsmon-probe runs");
+    let pid = child.id().expect("a pid");
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        while let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        peak
+    });
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("wsmon-probe finished within 60s")
+        .expect("wsmon-probe runs");
+    let wall = started.elapsed();
+    // The child is reaped, so /proc/<pid> is gone and the sampler has stopped.
+    let peak_rss_kib = sampler.await.unwrap_or(0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().next().unwrap_or_else(|| {
         panic!(
@@ -99,8 +146,13 @@ pub async fn once_json(yaml: &str, duration: &str) -> (i32, serde_json::Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    (out.status.code().unwrap_or(-1), value)
+    let json = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    OnceRun {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        wall,
+        peak_rss_kib,
+    }
 }
 
 /// A daemon in-process with its HTTP server on a free port.

@@ -1,0 +1,233 @@
+//! Hostile servers: each breaks the WebSocket (or HTTP, or TCP) contract in one way, written
+//! byte by byte where tungstenite would refuse to misbehave.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::faulty::{self, Server};
+
+/// How long a hostile server keeps a connection before giving up on its own.
+const HOLD: Duration = Duration::from_secs(30);
+
+/// Reads an HTTP request head; returns its `Sec-WebSocket-Key`, or `None` if the client left.
+async fn read_upgrade_request(tcp: &mut TcpStream) -> Option<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+        seen.extend_from_slice(&buf[..n]);
+        if seen.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    let head = String::from_utf8_lossy(&seen);
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| value.trim().to_string())
+    })
+}
+
+fn switching_protocols(accept: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+}
+
+/// Reads and discards until the peer leaves or `HOLD` passes (keeps the connection open and
+/// stops the prober's writes from blocking).
+async fn drain(mut read: impl tokio::io::AsyncRead + Unpin) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(HOLD, async {
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A server frame (never masked): `first` is the FIN/RSV/opcode byte, the length is encoded
+/// in the shortest form.
+pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Opcodes and flags of the first frame byte.
+pub const FIN: u8 = 0x80;
+pub const RSV1: u8 = 0x40;
+pub const CONTINUATION: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+
+/// `{"seq":N}` as one final text frame.
+pub fn seq_frame(seq: u64) -> Vec<u8> {
+    frame(FIN | TEXT, format!(r#"{{"seq":{seq}}}"#).as_bytes())
+}
+
+/// Completes a correct upgrade by hand, then runs `behave` on the raw TCP stream: for frames
+/// tungstenite would never send.
+pub async fn upgraded<F, Fut>(behave: F) -> Server
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let behave = std::sync::Arc::new(behave);
+    faulty::raw(move |mut tcp| {
+        let behave = behave.clone();
+        async move {
+            let Some(key) = read_upgrade_request(&mut tcp).await else {
+                return;
+            };
+            let accept = derive_accept_key(key.as_bytes());
+            if tcp
+                .write_all(switching_protocols(&accept).as_bytes())
+                .await
+                .is_ok()
+            {
+                behave(tcp).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Upgrades, writes `bytes` once (after one good `{"seq":1}` so the stream has started), then
+/// reads until the prober leaves.
+pub async fn sends_after_upgrade(bytes: Vec<u8>) -> Server {
+    upgraded(move |tcp| {
+        let bytes = bytes.clone();
+        async move {
+            let (read, mut write) = tcp.into_split();
+            let mut all = seq_frame(1);
+            all.extend_from_slice(&bytes);
+            if write.write_all(&all).await.is_ok() {
+                drain(read).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Upgrades, then writes what `next` returns as fast as the socket takes it, forever (while
+/// draining whatever the prober sends).
+pub async fn floods(next: fn(u64) -> Vec<u8>) -> Server {
+    upgraded(move |tcp| async move {
+        let (read, mut write) = tcp.into_split();
+        let reader = tokio::spawn(drain(read));
+        let mut n = 0u64;
+        loop {
+            // Batches keep the writes large: wire speed, not syscall speed.
+            let mut batch = Vec::with_capacity(64 * 1024);
+            while batch.len() < 60 * 1024 {
+                n += 1;
+                batch.extend_from_slice(&next(n));
+            }
+            if write.write_all(&batch).await.is_err() {
+                break;
+            }
+        }
+        reader.abort();
+    })
+    .await
+}
+
+/// Answers the upgrade with a `101` whose `Sec-WebSocket-Accept` is for another key.
+pub async fn wrong_accept() -> Server {
+    faulty::raw(|mut tcp| async move {
+        if read_upgrade_request(&mut tcp).await.is_some() {
+            let wrong = derive_accept_key(b"not the key the client sent");
+            let _ = tcp.write_all(switching_protocols(&wrong).as_bytes()).await;
+            drain(tcp).await;
+        }
+    })
+    .await
+}
+
+/// Redirects every upgrade to itself.
+pub async fn redirect_loop() -> Server {
+    faulty::raw(|mut tcp| async move {
+        if read_upgrade_request(&mut tcp).await.is_some() {
+            let _ = tcp
+                .write_all(b"HTTP/1.1 302 Found\r\nLocation: /ws\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            drain(tcp).await;
+        }
+    })
+    .await
+}
+
+/// Sends a correct `101` response one byte per second.
+pub async fn trickled_handshake() -> Server {
+    faulty::raw(|mut tcp| async move {
+        let Some(key) = read_upgrade_request(&mut tcp).await else {
+            return;
+        };
+        let response = switching_protocols(&derive_accept_key(key.as_bytes()));
+        for byte in response.as_bytes() {
+            if tcp.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+}
+
+/// Sends `{"seq":1}` and half of a frame, then resets the connection (TCP RST).
+pub async fn resets_mid_frame() -> Server {
+    upgraded(|tcp| async move {
+        let mut bytes = seq_frame(1);
+        let half = frame(FIN | TEXT, &[b'x'; 100]);
+        bytes.extend_from_slice(&half[..half.len() / 2]);
+        let mut tcp = tcp;
+        if tcp.write_all(&bytes).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Closing with a zero linger sends RST instead of FIN.
+            let _ = tcp.set_zero_linger();
+            drop(tcp);
+        }
+    })
+    .await
+}
+
+/// Sends text messages `{"seq":...}` with each of `values` as the sequence, 20ms apart.
+pub async fn sequences_that_are_not_numbers(values: &'static [&'static str]) -> Server {
+    faulty::ws(move |mut ws| async move {
+        for v in values {
+            let msg = tokio_tungstenite::tungstenite::Message::text(format!(r#"{{"seq":{v}}}"#));
+            if futures_util::SinkExt::send(&mut ws, msg).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        faulty::hold(&mut ws, HOLD).await;
+    })
+    .await
+}
+
+/// JSON nested `depth` arrays deep under `/deep`, after a valid sequence.
+pub fn deeply_nested_json(depth: usize) -> String {
+    format!(
+        r#"{{"seq":2,"deep":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
