@@ -218,3 +218,45 @@ fn slo_latency_threshold_matches_the_sli_bucket() {
         assert_eq!(les, [value], "{}: le matcher", r.name());
     }
 }
+
+/// The runbooks' Diagnosis blocks are what on-call engineers paste into Prometheus: they must
+/// parse and use the vocabulary too. Prometheus's own `up` and `{__name__=~…}` lookups, which
+/// diagnose missing targets and metrics, are the only exceptions.
+#[test]
+fn every_runbook_query_parses_and_uses_only_catalog_metrics_and_labels() {
+    let vocabulary = vocabulary();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for page in repo::files_ending_with(&repo::runbook_dir(), ".md").unwrap() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let name = page.file_name().unwrap().to_string_lossy().into_owned();
+        let blocks = text.split("```promql\n").skip(1);
+        for block in blocks {
+            let block = block.split("```").next().unwrap_or("");
+            for line in block.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                checked += 1;
+                let expr = match promql::parse(line) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        problems.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                if line.starts_with("up{") || line.contains("__name__") {
+                    continue;
+                }
+                problems.extend(
+                    vocabulary
+                        .check(&expr)
+                        .into_iter()
+                        .map(|p| format!("{name}: `{line}`: {p}")),
+                );
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} runbook queries");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
