@@ -267,6 +267,33 @@ async fn a_connection_that_never_sends_its_request_is_closed_at_the_header_timeo
 }
 
 #[tokio::test]
+async fn a_publish_body_trickled_a_byte_at_a_time_is_refused_with_408() {
+    let server = start_feed(slowloris_feed()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 200\r\n\r\n{{\"a\":",
+        server.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let (mut rd, mut wr) = tcp.into_split();
+    // The remaining ~195 bytes at one every 100 ms would take ~20 s.
+    let trickle = tokio::spawn(async move {
+        while wr.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut got))
+        .await
+        .expect("the feed must give up on the body well before it completes");
+    trickle.abort();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert_eq!(server.feed.hub().head(), 0, "nothing was published");
+}
+
+#[tokio::test]
 async fn upgraded_connections_outlive_the_header_timeout() {
     let server = start_feed(FeedConfig {
         rate: 20.0,

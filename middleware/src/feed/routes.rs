@@ -31,7 +31,26 @@ async fn ws_handler(ws: WebSocketUpgrade, State(feed): State<Arc<Feed>>) -> Resp
     ws.on_upgrade(move |socket| serve_socket(feed, socket))
 }
 
-async fn publish(State(feed): State<Arc<Feed>>, body: axum::body::Bytes) -> Response {
+/// The largest body `POST /publish` reads (axum's default limit for `Bytes`).
+const PUBLISH_BODY_LIMIT: usize = 2 << 20;
+
+async fn publish(State(feed): State<Arc<Feed>>, body: axum::body::Body) -> Response {
+    // The header-read timeout stops at the headers; a body trickled in byte by byte would
+    // otherwise hold the request (and its task) for as long as the client likes.
+    let limit = feed.config.header_read_timeout;
+    let body = match tokio::time::timeout(limit, axum::body::to_bytes(body, PUBLISH_BODY_LIMIT))
+        .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) => {
+            let msg = format!("cannot read the body (at most {PUBLISH_BODY_LIMIT} bytes): {err}\n");
+            return (StatusCode::BAD_REQUEST, msg).into_response();
+        }
+        Err(_) => {
+            let msg = format!("the request body did not arrive within {limit:?}\n");
+            return (StatusCode::REQUEST_TIMEOUT, msg).into_response();
+        }
+    };
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(object)) => match feed.publish_object(object).await {
             Ok(seq) => Json(json!({ "seq": seq })).into_response(),

@@ -5,8 +5,9 @@
 //! and sends nothing, holds a connection and its task forever. The feed serves each
 //! connection itself with hyper's HTTP/1 builder, a Tokio timer and `header_read_timeout`, so
 //! such a connection is dropped once the timeout passes, counted nowhere (no request was ever
-//! read). The timeout also bounds idle keep-alive connections between requests. HTTP/2 is not
-//! offered: WebSocket clients upgrade over HTTP/1.1.
+//! read). The timeout also bounds idle keep-alive connections between requests, and `POST
+//! /publish` applies it to reading its body. HTTP/2 is not offered: WebSocket clients upgrade
+//! over HTTP/1.1.
 
 use std::future::Future;
 use std::pin::pin;
