@@ -65,11 +65,12 @@ pub struct SequenceDelta {
 }
 
 impl SequenceDelta {
+    /// Saturating: a server jumping from 0 to u64::MAX twice must not overflow the totals.
     fn add(&mut self, other: SequenceDelta) {
-        self.gaps += other.gaps;
-        self.missed += other.missed;
-        self.duplicates += other.duplicates;
-        self.reorders += other.reorders;
+        self.gaps = self.gaps.saturating_add(other.gaps);
+        self.missed = self.missed.saturating_add(other.missed);
+        self.duplicates = self.duplicates.saturating_add(other.duplicates);
+        self.reorders = self.reorders.saturating_add(other.reorders);
     }
 }
 
@@ -139,8 +140,9 @@ impl SequenceTracker {
         }
         match self.highest {
             None => self.highest = Some(seq),
-            Some(h) if seq == h + 1 => self.highest = Some(seq),
-            Some(h) if seq > h + 1 => {
+            // checked: a server may count up to u64::MAX, and the next step must not panic.
+            Some(h) if h.checked_add(1) == Some(seq) => self.highest = Some(seq),
+            Some(h) if seq > h => {
                 self.pending.push_back(PendingGap {
                     start: h + 1,
                     end: seq - 1,

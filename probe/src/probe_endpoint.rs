@@ -25,6 +25,8 @@ use crate::recorder::CanaryRecorder;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kept back from the scrape timeout so the answer arrives before Prometheus gives up.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+/// A scrape timeout header above this is taken as this (Prometheus' own limit is the interval).
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(serde::Deserialize)]
 pub struct ProbeParams {
@@ -58,7 +60,9 @@ fn scrape_timeout(headers: &HeaderMap) -> Duration {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| Duration::from_secs_f64(s).saturating_sub(TIMEOUT_MARGIN))
+        // Capped before converting: `from_secs_f64(1e300)` would panic the handler.
+        .map(|s| Duration::from_secs_f64(s.min(MAX_TIMEOUT.as_secs_f64())))
+        .map(|d| d.saturating_sub(TIMEOUT_MARGIN))
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_TIMEOUT)
 }
@@ -211,5 +215,11 @@ mod tests {
             "nan".parse().unwrap(),
         );
         assert_eq!(scrape_timeout(&h), DEFAULT_TIMEOUT);
+        // Found by reading for from_secs_f64 after the timestamp fuzz: this used to panic.
+        h.insert(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            "1e300".parse().unwrap(),
+        );
+        assert_eq!(scrape_timeout(&h), MAX_TIMEOUT - TIMEOUT_MARGIN);
     }
 }

@@ -302,7 +302,10 @@ impl CanaryRecorder {
     pub fn freshness(&self, secs: f64) {
         let secs = secs.max(0.0);
         let mut s = self.lock();
-        s.freshness.record(Duration::from_secs_f64(secs));
+        // A server timestamp from long before the epoch gives a finite but huge value:
+        // `from_secs_f64` would panic (with the lock held) on it.
+        s.freshness
+            .record(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
         Self::spark(&mut s, secs);
         if let Some(m) = &self.metrics {
             m.freshness.with_label_values(&[&s.name]).observe(secs);

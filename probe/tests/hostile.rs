@@ -471,3 +471,28 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
     support::promtool_check(&after);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_timestamp_from_long_before_the_epoch_does_not_crash_the_canary() {
+    // Regression: the freshness of {"ts": -1e300} overflowed a Duration and panicked the
+    // canary task (found by the timestamp property test).
+    let server = faulty::ws(|mut ws| async move {
+        use futures_util::SinkExt;
+        for seq in 1..=5u64 {
+            let msg = format!(r#"{{"seq":{seq},"ts":-1e300}}"#);
+            let _ = ws
+                .send(tokio_tungstenite::tungstenite::Message::text(msg))
+                .await;
+        }
+        faulty::hold(&mut ws, Duration::from_secs(30)).await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    sequence: { pointer: /seq }\n    timestamp: { pointer: /ts, unit: s }\n",
+    );
+    let run = once_run(&config, "500ms").await;
+    assert_eq!(run.code, 0, "{}", run.json);
+    assert_eq!(run.json["messages"], 5, "{}", run.json);
+    assert_eq!(run.json["freshness_seconds"]["count"], 5, "{}", run.json);
+}
