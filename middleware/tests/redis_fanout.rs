@@ -253,6 +253,17 @@ async fn a_feed_started_while_redis_is_down_serves_and_joins_once_redis_appears(
 }
 
 #[test]
+fn the_feed_config_debug_output_hides_the_redis_password() {
+    let config = FeedConfig {
+        redis: Some("redis://:hunter2@10.0.0.7:6379/0".into()),
+        ..FeedConfig::default()
+    };
+    let shown = format!("{config:?}");
+    assert!(shown.contains("10.0.0.7:6379"), "{shown}");
+    assert!(!shown.contains("hunter2"), "the password leaked: {shown}");
+}
+
+#[test]
 fn an_invalid_redis_url_is_refused_with_a_clear_error_that_hides_the_password() {
     let err = Feed::new(
         FeedConfig {

@@ -35,7 +35,7 @@ pub use hub::Hub;
 pub const WS_ROUTE: &str = "/ws";
 
 /// Feed settings; the defaults match `cargo run -p wsmon --example feed`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FeedConfig {
     /// Ticks per second; 0 disables the ticker.
     pub rate: f64,
@@ -66,6 +66,22 @@ impl Default for FeedConfig {
             header_read_timeout: Duration::from_secs(10),
             redis: None,
         }
+    }
+}
+
+/// By hand, so the Redis URL's credentials never reach a log.
+impl std::fmt::Debug for FeedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedConfig")
+            .field("rate", &self.rate)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("first_payload_delay", &self.first_payload_delay)
+            .field("queue", &self.queue)
+            .field("heartbeat", &self.heartbeat)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("redis", &self.redis.as_deref().map(redis::redact))
+            .finish()
     }
 }
 
