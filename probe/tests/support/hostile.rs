@@ -193,19 +193,19 @@ pub async fn trickled_handshake() -> Server {
 
 /// Sends `{"seq":1}` and half of a frame, then resets the connection (TCP RST).
 pub async fn resets_mid_frame() -> Server {
-    upgraded(|tcp| async move {
-        let mut bytes = seq_frame(1);
-        let half = frame(FIN | TEXT, &[b'x'; 100]);
-        bytes.extend_from_slice(&half[..half.len() / 2]);
-        let mut tcp = tcp;
-        if tcp.write_all(&bytes).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            // Closing with a zero linger sends RST instead of FIN.
-            let _ = tcp.set_zero_linger();
-            drop(tcp);
-        }
-    })
-    .await
+    upgraded(resets_mid_frame_on).await
+}
+
+async fn resets_mid_frame_on(mut tcp: TcpStream) {
+    let mut bytes = seq_frame(1);
+    let half = frame(FIN | TEXT, &[b'x'; 100]);
+    bytes.extend_from_slice(&half[..half.len() / 2]);
+    if tcp.write_all(&bytes).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Closing with a zero linger sends RST instead of FIN.
+        let _ = tcp.set_zero_linger();
+        drop(tcp);
+    }
 }
 
 /// Sends text messages `{"seq":...}` with each of `values` as the sequence, 20ms apart.
@@ -230,4 +230,58 @@ pub fn deeply_nested_json(depth: usize) -> String {
         "[".repeat(depth),
         "]".repeat(depth)
     )
+}
+
+/// A server whose connections take turns at six faults: a drop after twenty messages, a close
+/// with 1011, a reset mid-frame, silence, a ping flood, and a header claiming an exabyte.
+/// The soak's fault source: the prober must survive each, over and over.
+pub async fn rotating_faults() -> Server {
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reset = resets_mid_frame_on;
+    upgraded(move |tcp| {
+        let turn = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 6;
+        async move {
+            if turn == 2 {
+                return reset(tcp).await;
+            }
+            let (read, mut write) = tcp.into_split();
+            let reader = tokio::spawn(drain(read));
+            let _ = tokio::time::timeout(HOLD, async {
+                match turn {
+                    0 => {
+                        for seq in 1..=20 {
+                            write.write_all(&seq_frame(seq)).await?;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    1 => {
+                        write.write_all(&seq_frame(1)).await?;
+                        write
+                            .write_all(&frame(FIN | CLOSE, &1011u16.to_be_bytes()))
+                            .await?;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    3 => tokio::time::sleep(Duration::from_secs(3)).await,
+                    4 => {
+                        let pings: Vec<u8> =
+                            (0..30_000).flat_map(|_| frame(FIN | PING, b"")).collect();
+                        let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+                        while tokio::time::Instant::now() < until {
+                            write.write_all(&pings).await?;
+                        }
+                    }
+                    _ => {
+                        let mut header = vec![FIN | TEXT, 127];
+                        header.extend_from_slice(&(1u64 << 60).to_be_bytes());
+                        write.write_all(&header).await?;
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+            reader.abort();
+        }
+    })
+    .await
 }
