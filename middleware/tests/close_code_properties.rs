@@ -3,7 +3,11 @@
 
 use std::collections::BTreeSet;
 
+#[path = "support/proptest_cases.rs"]
+mod proptest_cases;
+
 use proptest::prelude::*;
+use proptest_cases::cases;
 use wsmon::close_code::{classify, CloseCodeClassifier};
 
 /// The documented mapping (docs/metrics.md), written out independently of the crate.
@@ -25,7 +29,7 @@ fn allowlists() -> impl Strategy<Value = Vec<u16>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn every_code_maps_to_its_documented_label(allow in allowlists(), code in any::<u16>()) {

@@ -4,7 +4,11 @@
 
 use std::collections::VecDeque;
 
+#[path = "support/proptest_cases.rs"]
+mod proptest_cases;
+
 use proptest::prelude::*;
+use proptest_cases::cases;
 use tokio_tungstenite::tungstenite::Message;
 use wsmon::queue::{outbound_queue, Next, OverflowPolicy, Pushed, QueueConfig};
 use wsmon::WsMon;
@@ -118,7 +122,7 @@ fn scrape(wsmon: &WsMon, name: &str, labels: &str) -> f64 {
 
 proptest! {
     // Each case renders the registry after every operation: few cases, many operations.
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn the_queue_behaves_like_its_model_and_never_exceeds_capacity(cfg in config(), ops in ops()) {
