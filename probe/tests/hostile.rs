@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::hostile::{self, frame, seq_frame, CLOSE, CONTINUATION, FIN, PING, RSV1, TEXT};
 use support::tls::{Leaf, Pki};
-use support::{faulty, once_run, parse_config, sample, OnceRun, RunningDaemon};
+use support::{faulty, once_run, sample, DaemonProcess, OnceRun};
 use wsmon_probe::failure::FailureReason;
 
 /// Every hostile case and the reason the prober must give it: one reason per case.
@@ -38,8 +38,9 @@ const CASES: &[(&str, &str)] = &[
     ("JSON nested ten thousand deep", "payload_too_deep"),
 ];
 
-/// Process start, the close handshake (bounded at 1s) and a busy 2-core machine.
-const MARGIN: Duration = Duration::from_secs(4);
+/// Process start, the close handshake (bounded at 1s) and a busy 2-core machine; still far
+/// below the 30s `--duration`, which is what a hang would run into.
+const MARGIN: Duration = Duration::from_secs(10);
 /// The prober's own footprint is ~20 MiB; a flood or a huge allocation would blow well past.
 const RSS_LIMIT_KIB: u64 = 96 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -77,6 +78,11 @@ async fn expect(case: &str, config: &str, duration: &str, bound: Duration) -> On
     run
 }
 
+/// `expect` for a canary with only the URL, run for up to 30s.
+async fn plain(case: &str, url: &str, bound: Duration) -> OnceRun {
+    expect(case, &yaml(url, ""), "30s", bound).await
+}
+
 fn assert_rss_bounded(case: &str, run: &OnceRun) {
     eprintln!("{case}: peak RSS {} KiB", run.peak_rss_kib);
     assert!(run.peak_rss_kib > 0, "{case}: RSS was sampled");
@@ -104,7 +110,7 @@ fn every_hostile_case_has_its_own_documented_reason() {
 async fn a_wrong_sec_websocket_accept_is_handshake_accept_mismatch() {
     let server = hostile::wrong_accept().await;
     let case = "wrong Sec-WebSocket-Accept";
-    let run = expect(case, &yaml(&server.url(), ""), "10s", CONNECT_TIMEOUT).await;
+    let run = plain(case, &server.url(), CONNECT_TIMEOUT).await;
     assert_eq!(
         run.json["connect_seconds"]["upgrade"],
         serde_json::Value::Null
@@ -114,26 +120,14 @@ async fn a_wrong_sec_websocket_accept_is_handshake_accept_mismatch() {
 #[tokio::test]
 async fn a_200_instead_of_101_is_handshake_status_200() {
     let server = faulty::http_status("200 OK").await;
-    let run = expect(
-        "200 instead of 101",
-        &yaml(&server.url(), ""),
-        "10s",
-        CONNECT_TIMEOUT,
-    )
-    .await;
+    let run = plain("200 instead of 101", &server.url(), CONNECT_TIMEOUT).await;
     assert_eq!(run.json["status_code"], 200, "{}", run.json);
 }
 
 #[tokio::test]
 async fn a_redirect_loop_is_redirect_and_is_never_followed() {
     let server = hostile::redirect_loop().await;
-    let run = expect(
-        "redirect loop",
-        &yaml(&server.url(), ""),
-        "10s",
-        CONNECT_TIMEOUT,
-    )
-    .await;
+    let run = plain("redirect loop", &server.url(), CONNECT_TIMEOUT).await;
     assert_eq!(run.json["status_code"], 302, "{}", run.json);
     assert_eq!(server.accepted().len(), 1, "one request, no following");
 }
@@ -141,10 +135,9 @@ async fn a_redirect_loop_is_redirect_and_is_never_followed() {
 #[tokio::test]
 async fn a_handshake_trickled_one_byte_per_second_ends_at_connect_timeout() {
     let server = hostile::trickled_handshake().await;
-    let run = expect(
+    let run = plain(
         "handshake trickled a byte a second",
-        &yaml(&server.url(), ""),
-        "30s",
+        &server.url(),
         CONNECT_TIMEOUT,
     )
     .await;
@@ -157,20 +150,14 @@ async fn a_server_that_never_sends_ends_at_first_payload_within() {
         faulty::hold(&mut ws, Duration::from_secs(30)).await;
     })
     .await;
-    expect(
-        "never sends",
-        &yaml(&server.url(), ""),
-        "30s",
-        Duration::from_secs(1),
-    )
-    .await;
+    plain("never sends", &server.url(), Duration::from_secs(1)).await;
 }
 
 /// A server that sends `{"seq":1}` and then `bytes`; the prober must refuse them with the
 /// case's reason, answering with `close_code`.
 async fn refuses_frames(case: &str, bytes: Vec<u8>, close_code: u16) -> OnceRun {
     let server = hostile::sends_after_upgrade(bytes).await;
-    let run = expect(case, &yaml(&server.url(), ""), "30s", Duration::ZERO).await;
+    let run = plain(case, &server.url(), Duration::ZERO).await;
     assert_eq!(run.json["messages"], 1, "{case}: {}", run.json);
     assert_eq!(run.json["close_code"], close_code, "{case}: {}", run.json);
     run
@@ -232,7 +219,7 @@ async fn a_close_with_a_forbidden_code_is_invalid_close_code() {
     let bytes = frame(FIN | CLOSE, &999u16.to_be_bytes());
     let server = hostile::sends_after_upgrade(bytes).await;
     let case = "close with an invalid code";
-    expect(case, &yaml(&server.url(), ""), "30s", Duration::ZERO).await;
+    plain(case, &server.url(), Duration::ZERO).await;
 }
 
 #[tokio::test]
@@ -241,7 +228,7 @@ async fn frames_after_a_close_frame_are_data_after_close() {
     bytes.extend(seq_frame(2));
     let server = hostile::sends_after_upgrade(bytes).await;
     let case = "close frame, then more data";
-    let run = expect(case, &yaml(&server.url(), ""), "30s", Duration::ZERO).await;
+    let run = plain(case, &server.url(), Duration::ZERO).await;
     assert_eq!(run.json["close_code"], 1000, "{}", run.json);
 }
 
@@ -249,13 +236,7 @@ async fn frames_after_a_close_frame_are_data_after_close() {
 async fn a_ping_flood_is_ping_flood() {
     let server = hostile::floods(|_| frame(FIN | PING, b"")).await;
     let case = "ping flood";
-    let run = expect(
-        case,
-        &yaml(&server.url(), ""),
-        "30s",
-        Duration::from_secs(1),
-    )
-    .await;
+    let run = plain(case, &server.url(), Duration::from_secs(1)).await;
     assert_eq!(run.json["close_code"], 1008, "{}", run.json);
     assert_rss_bounded(case, &run);
 }
@@ -286,13 +267,7 @@ async fn a_message_flood_at_wire_speed_is_message_flood_over_max_message_rate() 
 #[tokio::test]
 async fn a_reset_mid_frame_is_reset() {
     let server = hostile::resets_mid_frame().await;
-    let run = expect(
-        "reset mid-frame",
-        &yaml(&server.url(), ""),
-        "30s",
-        Duration::ZERO,
-    )
-    .await;
+    let run = plain("reset mid-frame", &server.url(), Duration::ZERO).await;
     assert_eq!(run.json["close_code"], 1006, "{}", run.json);
 }
 
@@ -353,13 +328,7 @@ async fn a_closed_port_is_connect_refused() {
         l.local_addr().unwrap().port()
     };
     let url = format!("ws://127.0.0.1:{port}/ws");
-    expect(
-        "connection refused",
-        &yaml(&url, ""),
-        "30s",
-        CONNECT_TIMEOUT,
-    )
-    .await;
+    plain("connection refused", &url, CONNECT_TIMEOUT).await;
 }
 
 /// A wss:// server with the `leaf` certificate, probed with the test CA trusted.
@@ -405,7 +374,8 @@ async fn the_same_ca_and_a_good_leaf_pass_so_the_tls_cases_fail_for_their_own_re
     assert_eq!(run.code, 0, "{}", run.json);
 }
 
-#[tokio::test]
+// The daemon runs as its own process: the floods here must not share its runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_ones() {
     let feed = support::feed(20.0).await;
     let ping_flood = hostile::floods(|_| frame(FIN | PING, b"")).await;
@@ -433,7 +403,7 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
             "  - name: {name}\n    url: {url}\n    max_message_rate: 1000\n"
         ));
     }
-    let d = RunningDaemon::start(parse_config(&config)).await;
+    let d = DaemonProcess::start(&config).await;
     let messages = |m: &str| sample(m, "websocket_canary_messages_total", r#"canary="feed""#);
     let before = d
         .wait_for(
@@ -466,10 +436,10 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
         .filter(|l| l.starts_with("websocket_canary_failures_total{canary=\"feed\""))
         .collect();
     assert!(feed_failures.is_empty(), "{feed_failures:?}");
-    assert_eq!(d.get("/healthz").await.0, 200);
-    assert_eq!(d.get("/status").await.0, 200);
+    let base = d.metrics_url.trim_end_matches("/metrics");
+    assert_eq!(support::get(&format!("{base}/healthz")).await.0, 200);
+    assert_eq!(support::get(&format!("{base}/status")).await.0, 200);
     support::promtool_check(&after);
-    d.stop().await;
 }
 
 #[tokio::test]

@@ -24,21 +24,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{get, hostile, sample, BIN};
+use support::{get, hostile, sample, spawn_bin, DaemonProcess};
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The current resident set size of `pid`, in KiB.
@@ -139,13 +131,7 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
     let warm_up = (total / 4).max(Duration::from_secs(20));
 
     // Process A: the demo.
-    let mut demo = tokio::process::Command::new(BIN)
-        .args(["demo", "--every", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wsmon-probe demo starts");
+    let mut demo = spawn_bin(&["demo", "--every", "1h"], Stdio::piped());
     let demo_pid = demo.id().unwrap();
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let (mut feed_ws, mut feed_metrics) = (None, None);
@@ -168,29 +154,13 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
 
     // Process B: a daemon with a healthy canary on A's feed and one on rotating faults.
     let faults = hostile::rotating_faults().await;
-    let daemon_port = free_port();
-    let config = format!(
-        "listen: 127.0.0.1:{daemon_port}\ndefaults: {{ connect_timeout: 1s, backoff: {{ initial: 100ms, max: 1s }} }}\ncanaries:\n  - name: feed\n    url: {feed_ws}\n    sequence: {{ pointer: /seq }}\n    timestamp: {{ pointer: /ts, unit: ms }}\n    heartbeat: {{ every: 1s, timeout: 2s }}\n    publish:\n      http: {{ url: {feed_http}/publish, body: '{{\"type\":\"canary\",\"nonce\":\"{{{{nonce}}}}\"}}' }}\n      every: 1s\n      match: /nonce\n      timeout: 3s\n  - name: faults\n    url: {}\n    first_payload_within: 1s\n    sequence: {{ pointer: /seq }}\n",
+    let mut daemon = DaemonProcess::start(&format!(
+        "defaults: {{ connect_timeout: 1s, backoff: {{ initial: 100ms, max: 1s }} }}\ncanaries:\n  - name: feed\n    url: {feed_ws}\n    sequence: {{ pointer: /seq }}\n    timestamp: {{ pointer: /ts, unit: ms }}\n    heartbeat: {{ every: 1s, timeout: 2s }}\n    publish:\n      http: {{ url: {feed_http}/publish, body: '{{\"type\":\"canary\",\"nonce\":\"{{{{nonce}}}}\"}}' }}\n      every: 1s\n      match: /nonce\n      timeout: 3s\n  - name: faults\n    url: {}\n    first_payload_within: 1s\n    sequence: {{ pointer: /seq }}\n",
         faults.url()
-    );
-    let (_dir, path) = support::config_file(&config);
-    let mut daemon = tokio::process::Command::new(BIN)
-        .args(["daemon", "-c", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wsmon-probe daemon starts");
-    let daemon_pid = daemon.id().unwrap();
-    let daemon_metrics = format!("http://127.0.0.1:{daemon_port}/metrics");
-    let ready = Instant::now();
-    while reqwest::get(&daemon_metrics).await.is_err() {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "daemon never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ))
+    .await;
+    let daemon_pid = daemon.pid();
+    let daemon_metrics = daemon.metrics_url.clone();
 
     // Churn: a client every 50ms, each living up to a few seconds.
     let churned = Arc::new(AtomicU64::new(0));
@@ -249,7 +219,10 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
 
     // Both processes are alive, and the healthy canary held while the other one churned.
     assert!(demo.try_wait().unwrap().is_none(), "the demo died");
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
     assert_eq!(
         sample(&metrics, "websocket_canary_up", r#"canary="feed""#),
         Some(1.0),

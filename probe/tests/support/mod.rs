@@ -65,6 +65,90 @@ pub fn parse_config(yaml: &str) -> Config {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wsmon-probe");
 
+/// The prober binary with `args`, killed when the handle drops.
+pub fn spawn_bin(args: &[&str], stdout: std::process::Stdio) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("wsmon-probe {args:?}: {e}"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `wsmon-probe daemon` as its own process (its own runtime, apart from the test's servers),
+/// on a free port, answering `/metrics` before this returns.
+pub struct DaemonProcess {
+    pub child: tokio::process::Child,
+    pub metrics_url: String,
+    _config: tempfile::TempDir,
+}
+
+impl DaemonProcess {
+    /// `canaries` is the YAML of the `canaries:` list and anything after it.
+    pub async fn start(canaries: &str) -> Self {
+        let port = free_port();
+        let (dir, path) = config_file(&format!("listen: 127.0.0.1:{port}\n{canaries}"));
+        let child = spawn_bin(
+            &["daemon", "-c", path.to_str().unwrap()],
+            std::process::Stdio::null(),
+        );
+        let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+        let started = Instant::now();
+        while reqwest::get(&metrics_url).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the daemon never served {metrics_url}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            metrics_url,
+            _config: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the daemon runs")
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (code, body) = get(&self.metrics_url).await;
+        assert_eq!(code, 200, "/metrics must keep answering");
+        body
+    }
+
+    /// Polls `/metrics` (asserting it answers every time) until `check` holds or `limit` passes.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let body = self.metrics().await;
+            if check(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last /metrics:\n{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Runs the binary with `args` and an extra environment, bounded so a hang fails the test.
 pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(BIN);
