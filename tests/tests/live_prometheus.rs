@@ -12,22 +12,22 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::alerts::{assert_alerts_seen, assert_quiet_while_healthy, AlertLog, Expected};
 use support::clients;
-use support::prober::{self, ProberDaemon};
-use support::prometheus::{ActiveAlert, Prometheus};
+use support::prober::ProberDaemon;
+use support::prometheus::Prometheus;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 use wsmon::feed::{self, Feed, FeedConfig};
 use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
 use wsmon_tests::dashboard::Dashboard;
-use wsmon_tests::{promql, repo, rules};
+use wsmon_tests::{promql, repo};
 
 const ALLOWED_ORIGIN: &str = "http://wsmon.test";
 const FOREIGN_ORIGIN: &str = "http://evil.example";
@@ -132,86 +132,6 @@ fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
     )
 }
 
-/// An alert the scenario expects, identified by name and one distinguishing label.
-struct Expected {
-    alert: &'static str,
-    label: &'static str,
-    value: String,
-    cause: &'static str,
-}
-
-impl Expected {
-    fn new(
-        alert: &'static str,
-        label: &'static str,
-        value: impl Into<String>,
-        cause: &'static str,
-    ) -> Self {
-        Self {
-            alert,
-            label,
-            value: value.into(),
-            cause,
-        }
-    }
-
-    fn matches(&self, a: &ActiveAlert) -> bool {
-        a.name() == self.alert && a.labels.get(self.label) == Some(&self.value)
-    }
-}
-
-/// Every alert seen so far, with its most advanced state.
-#[derive(Default)]
-struct AlertLog(BTreeMap<String, ActiveAlert>);
-
-impl AlertLog {
-    fn record(&mut self, alerts: Vec<ActiveAlert>) {
-        for a in alerts {
-            let key = a.to_string().rsplit_once(' ').unwrap().0.to_string();
-            let firing = self.0.get(&key).is_some_and(|old| old.state == "firing");
-            if !firing {
-                self.0.insert(key, a);
-            }
-        }
-    }
-
-    fn find(&self, e: &Expected) -> Option<&ActiveAlert> {
-        self.0.values().find(|a| e.matches(a))
-    }
-
-    fn report(&self) -> String {
-        self.0
-            .values()
-            .map(|a| format!("  {a}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-async fn poll_until_seen(
-    prom: &Prometheus,
-    log: &mut AlertLog,
-    expected: &[Expected],
-    limit: Duration,
-) {
-    let deadline = Instant::now() + limit;
-    loop {
-        log.record(prom.alerts().await.expect("alerts API"));
-        if expected.iter().all(|e| log.find(e).is_some()) || Instant::now() >= deadline {
-            return;
-        }
-        sleep(Duration::from_secs(1)).await;
-    }
-}
-
-fn missing(log: &AlertLog, expected: &[Expected]) -> Vec<String> {
-    expected
-        .iter()
-        .filter(|e| log.find(e).is_none())
-        .map(|e| format!("{}{{{}={:?}}} ({})", e.alert, e.label, e.value, e.cause))
-        .collect()
-}
-
 /// Runs every panel query and every template variable of both dashboards against Prometheus,
 /// with "All" selected; returns the ones that produced no finite value.
 async fn dashboard_queries_without_data(prom: &Prometheus) -> (usize, Vec<String>) {
@@ -294,7 +214,7 @@ fn controlled_ticker(feed: Arc<Feed>, running: Arc<AtomicBool>) -> JoinHandle<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults() {
-    let probe_bin = prober::binary();
+    let probe_bin = support::binaries::wsmon_probe();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
 
@@ -320,38 +240,15 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     .await;
 
     // --- Prometheus with a for-scaled copy of the rules ---
-    let rule_dir = dir.path().join("rules");
-    std::fs::create_dir_all(&rule_dir).unwrap();
-    let rule_files = rules::write_with_scaled_for(
-        &rules::load_all(&repo::alerts_dir()).unwrap(),
-        &rule_dir,
-        60,
-    )
-    .unwrap();
-    let prom = Prometheus::start(
+    let prom = Prometheus::start_with_wsmon_rules(
         dir.path(),
-        &rule_files,
         &[
             (FEED_JOB, vec![main.addr, stalling.addr, slow_snapshot.addr]),
             (PROBE_JOB, vec![daemon.addr]),
         ],
     )
     .await;
-    let targets_up = support::eventually(
-        Duration::from_secs(20),
-        Duration::from_millis(500),
-        || async {
-            let health = prom.target_health().await.ok()?;
-            (health.len() == 4 && health.iter().all(|(_, h)| h == "up")).then_some(())
-        },
-    )
-    .await;
-    assert!(
-        targets_up.is_some(),
-        "targets not up: {:?}\n{}",
-        prom.target_health().await,
-        prom.log_tail()
-    );
+    prom.wait_for_targets_up(4).await;
     let canaries_up =
         support::eventually(Duration::from_secs(20), Duration::from_secs(1), || async {
             let up = prom.query("websocket_canary_up == 1").await.ok()?;
@@ -365,35 +262,11 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
         std::fs::read_to_string(&daemon.log).unwrap_or_default()
     );
 
-    // The rule groups' first evaluations may predate the first scrape (absent() is briefly
-    // true on an empty TSDB); the healthy run starts once Prometheus has data and has
-    // evaluated it.
-    let settled = support::eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(500),
-        || async { prom.alerts().await.ok()?.is_empty().then_some(()) },
-    )
-    .await;
-    let _ = settled;
-
     // --- healthy run: 30s of normal traffic, no alert pending or firing ---
     let mut log = AlertLog::default();
-    let healthy_until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < healthy_until {
-        log.record(prom.alerts().await.expect("alerts API"));
-        sleep(Duration::from_secs(2)).await;
-    }
-    let errors = prom.rule_errors().await.unwrap();
-    assert!(errors.is_empty(), "rules failed to evaluate: {errors:#?}");
-    assert!(
-        log.0.is_empty(),
-        "alerts on a healthy run (t={:?}):\n{}",
-        started.elapsed(),
-        log.report()
-    );
+    assert_quiet_while_healthy(&prom, &mut log, Duration::from_secs(30), "healthy run").await;
 
     // --- faults, all at once, each aimed at different alerts ---
-    let fault_start = Instant::now();
     // 1. Abrupt client drops: ~20 connections a second that vanish without a close frame.
     let drops = {
         let addr = main.addr;
@@ -507,14 +380,14 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
             "stalled feed",
         ),
     ];
-    poll_until_seen(&prom, &mut log, &expected, Duration::from_secs(100)).await;
-    let not_seen = missing(&log, &expected);
-    assert!(
-        not_seen.is_empty(),
-        "expected alerts never became pending or firing (after {:?} of faults): {not_seen:#?}\nseen:\n{}",
-        fault_start.elapsed(),
-        log.report()
-    );
+    assert_alerts_seen(
+        &prom,
+        &mut log,
+        &expected,
+        Duration::from_secs(100),
+        "faults",
+    )
+    .await;
     // The canary on the healthy feed is never reported down or stalled.
     for a in log.0.values() {
         let on_main_canary = a.labels.get("canary").is_some_and(|c| c == "main");
@@ -594,13 +467,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
             "prober stopped",
         ),
     ];
-    poll_until_seen(&prom, &mut log, &absent, Duration::from_secs(30)).await;
-    let not_seen = missing(&log, &absent);
-    assert!(
-        not_seen.is_empty(),
-        "{not_seen:#?}\nseen:\n{}",
-        log.report()
-    );
+    assert_alerts_seen(&prom, &mut log, &absent, Duration::from_secs(30), "absence").await;
     assert!(
         !log.0.values().any(|a| a.name() == "WsmonThresholdsMissing"),
         "thresholds were loaded"

@@ -1,8 +1,10 @@
-//! Pieces of the live scenario: a real Prometheus, the prober daemon, and WebSocket clients
-//! that misbehave on purpose.
+//! Pieces of the live scenarios: a real Prometheus, the prober daemon, the example feed and
+//! Redis as processes, and WebSocket clients that misbehave on purpose.
 
 #![allow(dead_code)]
 
+pub mod alerts;
+pub mod binaries;
 pub mod clients;
 pub mod prober;
 pub mod prometheus;

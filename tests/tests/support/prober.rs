@@ -3,81 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 pub struct ProberDaemon {
     child: tokio::process::Child,
     pub addr: SocketAddr,
     pub log: PathBuf,
-}
-
-/// The prober binary next to this test's own binary (`target/<profile>/wsmon-probe`).
-///
-/// `cargo test --workspace` already builds it (the prober's own integration tests need it). It
-/// is rebuilt here only when missing or older than the sources it is made from, because a
-/// `cargo build -p wsmon-probe` resolves features differently from the workspace test build
-/// and would relink it from scratch every time.
-pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test binary>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir.join(format!("wsmon-probe{}", std::env::consts::EXE_SUFFIX));
-    if is_newer_than_sources(&bin) {
-        return bin;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-p", "wsmon-probe", "--bin", "wsmon-probe"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .current_dir(wsmon_tests::repo::root())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build wsmon-probe: {e}"));
-    assert!(status.success(), "cargo build -p wsmon-probe failed");
-    assert!(
-        bin.is_file(),
-        "{} not found after `cargo build -p wsmon-probe`",
-        bin.display()
-    );
-    bin
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-fn newest_under(path: &Path) -> Option<SystemTime> {
-    let own = modified(path);
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return own;
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| newest_under(&e.path()))
-        .chain(own)
-        .max()
-}
-
-fn is_newer_than_sources(bin: &Path) -> bool {
-    let Some(built) = modified(bin) else {
-        return false;
-    };
-    let root = wsmon_tests::repo::root();
-    let sources = [
-        "probe/src",
-        "probe/Cargo.toml",
-        "middleware/src",
-        "middleware/Cargo.toml",
-        "Cargo.lock",
-    ];
-    sources
-        .iter()
-        .all(|s| newest_under(&root.join(s)).is_some_and(|t| t <= built))
 }
 
 impl ProberDaemon {
@@ -96,7 +27,9 @@ impl ProberDaemon {
             .arg("daemon")
             .arg("-c")
             .arg(&path)
-            .env("RUST_LOG", "warn")
+            // The daemon logs each reconnect with its jittered delay at info: scenarios read them.
+            .env("RUST_LOG", "warn,wsmon_probe::daemon=info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
@@ -128,4 +61,38 @@ impl ProberDaemon {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+impl ProberDaemon {
+    /// The delays the daemon chose before each reconnect of `canary`, in order, from its log.
+    pub fn reconnect_delays(&self, canary: &str) -> Vec<Duration> {
+        let log = without_ansi_colours(&self.log_text());
+        let canary_field = format!("canary={canary} ");
+        log.lines()
+            .filter(|l| l.contains("reconnecting after backoff") && l.contains(&canary_field))
+            .filter_map(|l| {
+                let ms = l.split("delay_ms=").nth(1)?;
+                let ms: String = ms.chars().take_while(char::is_ascii_digit).collect();
+                ms.parse().ok().map(Duration::from_millis)
+            })
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Drops `ESC [ … m` sequences, in case the log was written with colours after all.
+fn without_ansi_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use wsmon_tests::{repo, rules};
 
 pub struct Prometheus {
     child: tokio::process::Child,
@@ -132,6 +133,21 @@ impl Prometheus {
         prom
     }
 
+    /// [`Prometheus::start`] with the rules of alerts/, in a copy whose every `for:` is divided
+    /// by 60 (one production minute becomes one test second, matching the 1s evaluation);
+    /// expressions and thresholds stay the production ones.
+    pub async fn start_with_wsmon_rules(
+        dir: &Path,
+        scrape_jobs: &[(&str, Vec<SocketAddr>)],
+    ) -> Self {
+        let rule_dir = dir.join("rules");
+        std::fs::create_dir_all(&rule_dir).unwrap();
+        let rules = rules::load_all(&repo::alerts_dir()).expect("alerts/ loads");
+        let rule_files =
+            rules::write_with_scaled_for(&rules, &rule_dir, 60).expect("scaled rules written");
+        Self::start(dir, &rule_files, scrape_jobs).await
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -220,6 +236,26 @@ impl Prometheus {
                 )
             })
             .collect())
+    }
+
+    /// Waits (20s at most) until Prometheus has `count` targets and has scraped each of them
+    /// successfully; panics with their health and its log otherwise.
+    pub async fn wait_for_targets_up(&self, count: usize) {
+        let up = super::eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(500),
+            || async {
+                let health = self.target_health().await.ok()?;
+                (health.len() == count && health.iter().all(|(_, h)| h == "up")).then_some(())
+            },
+        )
+        .await;
+        assert!(
+            up.is_some(),
+            "targets not up: {:?}\n{}",
+            self.target_health().await,
+            self.log_tail()
+        );
     }
 
     /// Rule groups that failed to evaluate, with their errors.
