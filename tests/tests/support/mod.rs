@@ -6,8 +6,14 @@
 pub mod alerts;
 pub mod binaries;
 pub mod clients;
+pub mod exposition;
+pub mod feed_process;
 pub mod prober;
 pub mod prometheus;
+/// The middleware's own Redis fixture (a real `redis-server` on a free loopback port, killed
+/// and restarted on the same port), shared rather than copied.
+#[path = "../../../middleware/tests/support/redis.rs"]
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;
