@@ -63,7 +63,8 @@ impl FeedServer {
 /// An echo server with the wsmon layer:
 /// - `/echo` echoes every data message;
 /// - `/close/{code}` closes from the server with `code` right after the upgrade;
-/// - `/silent` upgrades and only reads.
+/// - `/silent` upgrades and only reads;
+/// - `/delayed/{ms}` sends one message after `ms` (see [`delayed`]).
 pub struct EchoServer {
     pub addr: SocketAddr,
     pub wsmon: WsMon,
@@ -95,6 +96,18 @@ async fn close_with(ws: WebSocketUpgrade, Path(code): Path<u16>) -> Response {
     })
 }
 
+/// Waits `ms` before the first message, which carries the wait the handler actually measured
+/// (in microseconds, from the start of the upgrade callback to just before the send).
+async fn delayed(ws: WebSocketUpgrade, Path(ms): Path<u64>) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let waited = started.elapsed().as_micros().to_string();
+        let _ = socket.send(Message::Text(waited.into())).await;
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+}
+
 async fn silent(ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
 }
@@ -105,12 +118,14 @@ pub async fn start_echo(builder: WsMonBuilder) -> EchoServer {
         .route("/echo")
         .route("/close/{code}")
         .route("/silent")
+        .route("/delayed/{ms}")
         .build(&registry)
         .expect("wsmon builds");
     let app = Router::new()
         .route("/echo", get(echo))
         .route("/close/{code}", get(close_with))
         .route("/silent", get(silent))
+        .route("/delayed/{ms}", get(delayed))
         .route("/metrics", wsmon.metrics_route())
         .layer(wsmon.layer());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
