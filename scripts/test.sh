@@ -27,6 +27,10 @@ fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "cargo build (the binaries and examples that tests start as processes)"
+# `cargo test` builds examples only as test harnesses; the tests run the real feed binary.
+cargo build --workspace --bins --examples
+
 log "cargo test (workspace)"
 # One test thread per binary keeps socket-heavy tests from starving each other on 2 cores.
 cargo test --workspace --all-targets -- --test-threads=2
