@@ -32,5 +32,5 @@ log "cargo build (the binaries and examples that tests start as processes)"
 cargo build --workspace --bins --examples
 
 log "cargo test (workspace)"
-# One test thread per binary keeps socket-heavy tests from starving each other on 2 cores.
+# Two test threads per binary keep socket-heavy tests from starving each other on 2 cores.
 cargo test --workspace --all-targets -- --test-threads=2
