@@ -166,19 +166,8 @@ fn signal(child: &tokio::process::Child, sig: &str) {
 }
 
 async fn wait_metrics(base: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (code, body) = support::get(&format!("{base}/metrics")).await;
-        assert_eq!(code, 200);
-        if check(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let url = format!("{base}/metrics");
+    support::wait_for_metrics(&url, Duration::from_secs(10), what, check).await
 }
 
 #[tokio::test]

@@ -405,23 +405,23 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
     }
     let d = DaemonProcess::start(&config).await;
     let messages = |m: &str| sample(m, "websocket_canary_messages_total", r#"canary="feed""#);
-    let before = d
-        .wait_for(
-            Duration::from_secs(10),
-            "the healthy canary's first messages",
-            |m| messages(m).unwrap_or(0.0) > 0.0,
-        )
-        .await;
+    let before = support::wait_for_metrics(
+        &d.metrics_url,
+        Duration::from_secs(10),
+        "the healthy canary's first messages",
+        |m| messages(m).unwrap_or(0.0) > 0.0,
+    )
+    .await;
     // Every hostile canary fails for its reason at least twice (so it reconnected), while
     // /metrics answers every poll.
     for (name, _, reason) in &hostile {
         let labels = format!(r#"canary="{name}",reason="{reason}""#);
-        d.wait_for(Duration::from_secs(20), &labels, |m| {
+        support::wait_for_metrics(&d.metrics_url, Duration::from_secs(20), &labels, |m| {
             sample(m, "websocket_canary_failures_total", &labels).unwrap_or(0.0) >= 2.0
         })
         .await;
     }
-    let after = d.metrics().await;
+    let after = support::metrics_at(&d.metrics_url).await;
     assert!(
         messages(&after).unwrap() > messages(&before).unwrap(),
         "the healthy canary kept receiving"

@@ -120,32 +120,34 @@ impl DaemonProcess {
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the daemon runs")
     }
+}
 
-    pub async fn metrics(&self) -> String {
-        let (code, body) = get(&self.metrics_url).await;
-        assert_eq!(code, 200, "/metrics must keep answering");
-        body
-    }
+/// GET `url`, which must answer 200.
+pub async fn metrics_at(url: &str) -> String {
+    let (code, body) = get(url).await;
+    assert_eq!(code, 200, "{url} must keep answering");
+    body
+}
 
-    /// Polls `/metrics` (asserting it answers every time) until `check` holds or `limit` passes.
-    pub async fn wait_for(
-        &self,
-        limit: Duration,
-        what: &str,
-        check: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let body = self.metrics().await;
-            if check(&body) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last /metrics:\n{body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// Polls the metrics at `url` (asserting they answer every time) until `check` holds or
+/// `limit` passes.
+pub async fn wait_for_metrics(
+    url: &str,
+    limit: Duration,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let body = metrics_at(url).await;
+        if check(&body) {
+            return body;
         }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last {url}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -267,9 +269,7 @@ impl RunningDaemon {
     }
 
     pub async fn metrics(&self) -> String {
-        let (code, body) = self.get("/metrics").await;
-        assert_eq!(code, 200, "/metrics must keep answering");
-        body
+        metrics_at(&format!("http://{}/metrics", self.addr)).await
     }
 
     /// Polls `/metrics` (asserting it answers every time) until `check` holds or `limit` passes.
@@ -279,17 +279,7 @@ impl RunningDaemon {
         what: &str,
         check: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let body = self.metrics().await;
-            if check(&body) {
-                return body;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; last /metrics:\n{body}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_metrics(&format!("http://{}/metrics", self.addr), limit, what, check).await
     }
 
     pub async fn stop(self) {
