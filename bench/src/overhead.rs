@@ -42,7 +42,16 @@ pub struct Trial {
     pub otlp_exports: u64,
 }
 
-const MODES: [Mode; 3] = [Mode::Bare, Mode::Instrumented, Mode::InstrumentedOtlp];
+/// One round: each server mode, plus bare a second time as an A/A control whose ratio to
+/// the first bare run shows how far this machine's noise alone moves a ratio.
+const ROUND: [(Mode, &str); 4] = [
+    (Mode::Bare, BARE),
+    (Mode::Instrumented, "instrumented"),
+    (Mode::InstrumentedOtlp, "instrumented-otlp"),
+    (Mode::Bare, CONTROL),
+];
+const BARE: &str = "bare";
+const CONTROL: &str = "bare (A/A control)";
 
 pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
     let server_bin = procs::sibling("wsmon-bench-server")?;
@@ -52,8 +61,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
     for &n in &opts.connections {
         for run in 0..opts.runs {
             // Rotate the order each run so no mode always goes first (or last) in a run.
-            for k in 0..MODES.len() {
-                let mode = MODES[(k + run) % MODES.len()];
+            for k in 0..ROUND.len() {
+                let (mode, label) = ROUND[(k + run) % ROUND.len()];
                 let exports_before = received.exports.load(Relaxed);
                 let mut attempt = 0;
                 let trial = loop {
@@ -71,6 +80,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
                 };
                 if let Some(mut t) = trial {
                     t.run = run;
+                    t.mode = label;
                     t.otlp_exports = received.exports.load(Relaxed) - exports_before;
                     if mode == Mode::InstrumentedOtlp && t.otlp_exports == 0 {
                         anyhow::bail!(
@@ -165,20 +175,22 @@ async fn one(
     })
 }
 
-/// Instrumented-over-bare ratios per run (same run, adjacent in time), then their spread.
+fn of_mode<'a>(trials: &'a [Trial], n: usize, mode: &'a str) -> impl Iterator<Item = &'a Trial> {
+    trials
+        .iter()
+        .filter(move |t| t.connections == n && t.mode == mode)
+}
+
+/// Ratios over the bare run of the same round (adjacent in time), then their spread.
 fn ratios(
     trials: &[Trial],
     n: usize,
     mode: &str,
     figure: impl Fn(&Trial) -> f64,
 ) -> Option<Spread> {
-    let runs: Vec<f64> = trials
-        .iter()
-        .filter(|t| t.connections == n && t.mode == mode)
+    let runs: Vec<f64> = of_mode(trials, n, mode)
         .filter_map(|t| {
-            let bare = trials
-                .iter()
-                .find(|b| b.connections == n && b.mode == "bare" && b.run == t.run)?;
+            let bare = of_mode(trials, n, BARE).find(|b| b.run == t.run)?;
             Some(figure(t) / figure(bare))
         })
         .collect();
@@ -191,12 +203,7 @@ fn spread(
     mode: &str,
     figure: impl Fn(&Trial) -> f64,
 ) -> Option<Spread> {
-    let v: Vec<f64> = trials
-        .iter()
-        .filter(|t| t.connections == n && t.mode == mode)
-        .map(figure)
-        .collect();
-    Spread::of(&v)
+    Spread::of(&of_mode(trials, n, mode).map(figure).collect::<Vec<_>>())
 }
 
 fn verdict(s: Option<Spread>, ok: impl Fn(f64) -> bool) -> &'static str {
@@ -230,8 +237,7 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
         "OTLP exports/run",
     ]);
     for &n in &opts.connections {
-        for mode in MODES {
-            let m = mode.as_str();
+        for (_, m) in ROUND {
             abs.row([
                 n.to_string(),
                 m.to_string(),
@@ -244,7 +250,11 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
         }
     }
     out.push_str(&abs.render());
-    out.push_str("\nRatios, instrumented over bare within the same run:\n\n");
+    out.push_str(
+        "\nRatios over the bare run of the same round. The A/A control row is bare over bare: \
+         its spread is the noise floor, and a ratio whose range is no wider than the control's \
+         cannot be told from noise.\n\n",
+    );
     let mut rat = Table::new([
         "N",
         "mode",
@@ -256,8 +266,7 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
         "",
     ]);
     for &n in &opts.connections {
-        for mode in [Mode::Instrumented, Mode::InstrumentedOtlp] {
-            let m = mode.as_str();
+        for m in ["instrumented", "instrumented-otlp", CONTROL] {
             let cpu = ratios(trials, n, m, |t| t.cpu_per_million);
             let thr = ratios(trials, n, m, |t| t.throughput);
             let p99 = ratios(trials, n, m, |t| t.p99_us as f64);

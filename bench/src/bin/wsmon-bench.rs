@@ -59,8 +59,8 @@ async fn main() -> anyhow::Result<()> {
             connections: vec![100, 2000],
             runs: cli.runs.unwrap_or(if cli.quick { 2 } else { 7 }),
             warmup_secs: 1.0,
-            fixed_secs: if cli.quick { 2.0 } else { 4.0 },
-            saturate_secs: if cli.quick { 2.0 } else { 4.0 },
+            fixed_secs: if cli.quick { 1.5 } else { 4.0 },
+            saturate_secs: if cli.quick { 1.5 } else { 4.0 },
             fixed_deliveries: 20_000.0,
         };
         eprintln!("== benchmark 1: middleware overhead");
@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             connections: 100,
             deliveries: 500.0,
             short_secs: 2.0,
-            long_secs: if cli.quick { 5.0 } else { 10.0 },
+            long_secs: if cli.quick { 4.0 } else { 10.0 },
         };
         eprintln!("== benchmark 1b: instructions per message under callgrind");
         let counts = instructions::run(&opts).await?;
@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 vec![1_000, 10_000]
             },
             settle_secs: if cli.quick { 2.0 } else { 5.0 },
-            window_secs: if cli.quick { 5.0 } else { 20.0 },
+            window_secs: if cli.quick { 3.0 } else { 20.0 },
         };
         eprintln!("== benchmark 4: prober footprint versus k6");
         let samples = footprint::run(&opts).await?;
