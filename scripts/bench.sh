@@ -18,8 +18,8 @@ fi
 
 # Up to 10,000 streams per process (the feed, the prober, k6): children inherit the limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 21000 ]; then
-  echo "warning: open-file limit is $(ulimit -n); the 10,000-stream runs need about 21,000" >&2
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 11000 ]; then
+  echo "warning: open-file limit is $(ulimit -n); the 10,000-stream runs need about 11,000" >&2
 fi
 
 log "building in release mode"
