@@ -370,7 +370,7 @@ async fn the_same_ca_and_a_good_leaf_pass_so_the_tls_cases_fail_for_their_own_re
         &format!("wss://127.0.0.1:{}/ws", addr.port()),
         &format!("    tls: {{ ca_file: {} }}\n", pki.ca_file.display()),
     );
-    let run = once_run(&config, "500ms").await;
+    let run = once_run(&config, "3s").await;
     assert_eq!(run.code, 0, "{}", run.json);
 }
 
@@ -416,7 +416,7 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
     // /metrics answers every poll.
     for (name, _, reason) in &hostile {
         let labels = format!(r#"canary="{name}",reason="{reason}""#);
-        support::wait_for_metrics(&d.metrics_url, Duration::from_secs(20), &labels, |m| {
+        support::wait_for_metrics(&d.metrics_url, Duration::from_secs(60), &labels, |m| {
             sample(m, "websocket_canary_failures_total", &labels).unwrap_or(0.0) >= 2.0
         })
         .await;
@@ -431,11 +431,13 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
         Some(1.0),
         "{after}"
     );
-    let feed_failures: Vec<&str> = after
+    // Its stream was never lost: no reconnect, for any reason.
+    let feed_reconnects: Vec<&str> = after
         .lines()
-        .filter(|l| l.starts_with("websocket_canary_failures_total{canary=\"feed\""))
+        .filter(|l| l.starts_with("websocket_canary_reconnects_total{canary=\"feed\""))
+        .filter(|l| !l.ends_with(" 0"))
         .collect();
-    assert!(feed_failures.is_empty(), "{feed_failures:?}");
+    assert!(feed_reconnects.is_empty(), "{feed_reconnects:?}\n{after}");
     let base = d.metrics_url.trim_end_matches("/metrics");
     assert_eq!(support::get(&format!("{base}/healthz")).await.0, 200);
     assert_eq!(support::get(&format!("{base}/status")).await.0, 200);
