@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::task::AtomicWaker;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
@@ -107,6 +108,27 @@ impl Metrics {
         let r = Arc::new(RouteMetrics::new(route, &self.families, &self.classifier));
         routes.insert(r.name.clone(), r.clone());
         r
+    }
+
+    /// Wakes every live connection's reader so it notices a shutdown.
+    pub(crate) fn wake_all_connections(&self) {
+        let routes: Vec<Arc<RouteMetrics>> = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for route in routes {
+            for conn in route
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
+                conn.waker.wake();
+            }
+        }
     }
 
     pub(crate) fn active_connections(&self) -> usize {
@@ -274,6 +296,7 @@ impl RouteMetrics {
             close: AtomicU32::new(0),
             stamp_seq: AtomicU64::new(NO_STAMP),
             stamp_micros: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
         });
         self.live
             .lock()
@@ -306,6 +329,8 @@ pub struct ConnShared {
     close: AtomicU32,
     stamp_seq: AtomicU64,
     stamp_micros: AtomicU64,
+    /// The task reading this connection, woken for a graceful shutdown.
+    pub(crate) waker: AtomicWaker,
 }
 
 impl ConnShared {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use crate::close_code::CloseCodeClassifier;
 use crate::heartbeat::Heartbeat;
@@ -40,7 +40,8 @@ pub(crate) struct Inner {
 pub(crate) struct ConnectionConfig {
     pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) stamp_extractor: Option<StampExtractor>,
-    pub(crate) shutdown: CancellationToken,
+    /// Set once by [`WsMon::shutdown`]; every connection reads it without a lock.
+    pub(crate) shutting_down: Arc<AtomicBool>,
 }
 
 /// Builds a [`WsMon`]. Every option has a default that works untouched.
@@ -120,7 +121,7 @@ impl WsMonBuilder {
                 connection: ConnectionConfig {
                     heartbeat: self.heartbeat,
                     stamp_extractor: self.stamp_extractor,
-                    shutdown: CancellationToken::new(),
+                    shutting_down: Arc::new(AtomicBool::new(false)),
                 },
             }),
         })
@@ -179,12 +180,13 @@ impl WsMon {
     /// Starts a graceful shutdown: every connection is sent a close with 1001 (Going Away)
     /// the next time it is polled, and new upgrades are refused with 503.
     pub fn shutdown(&self) {
-        self.inner.connection.shutdown.cancel();
+        self.inner.connection.shutting_down.store(true, SeqCst);
+        self.inner.metrics.wake_all_connections();
     }
 
     /// True once [`WsMon::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.inner.connection.shutdown.is_cancelled()
+        self.inner.connection.shutting_down.load(SeqCst)
     }
 
     /// Calls [`WsMon::shutdown`] and waits until no connection is live or `timeout` passes.

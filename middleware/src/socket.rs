@@ -1,14 +1,13 @@
 //! The instrumented socket: a `Stream` + `Sink` wrapper that records stream metrics as frames
 //! pass, and runs the optional heartbeat and graceful-shutdown close.
 
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::close_code::{self, Initiator};
 use crate::frame::{FrameType, WsError, WsMessage};
@@ -37,7 +36,9 @@ struct Connection {
     close_sent: bool,
     terminated: bool,
     heartbeat: Option<HeartbeatState>,
-    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    shutting_down: Arc<AtomicBool>,
+    /// The shutdown close was sent (or found unnecessary).
+    shutdown_handled: bool,
     stamp_extractor: Option<StampExtractor>,
 }
 
@@ -93,7 +94,8 @@ impl<S> Instrumented<S> {
                 close_sent: false,
                 terminated: false,
                 heartbeat: config.heartbeat.map(HeartbeatState::new),
-                shutdown: Some(Box::pin(config.shutdown.clone().cancelled_owned())),
+                shutting_down: config.shutting_down.clone(),
+                shutdown_handled: false,
                 stamp_extractor: config.stamp_extractor.clone(),
             },
         }
@@ -254,9 +256,12 @@ where
         if this.conn.terminated {
             return Poll::Ready(None);
         }
-        if let Some(shutdown) = this.conn.shutdown.as_mut() {
-            if shutdown.as_mut().poll(cx).is_ready() {
-                this.conn.shutdown = None;
+        if !this.conn.shutdown_handled {
+            // Register before reading the flag, so a shutdown between the two still wakes us.
+            // Both are this connection's own atomics plus one shared read: no lock.
+            this.conn.shared.waker.register(cx.waker());
+            if this.conn.shutting_down.load(SeqCst) {
+                this.conn.shutdown_handled = true;
                 if !this.conn.close_sent {
                     this.send_control(cx, M::close(close_code::GOING_AWAY, "server shutting down"));
                 }
@@ -365,10 +370,9 @@ mod tests {
     #[test]
     fn per_connection_overhead_fits_in_512_bytes() {
         let heartbeat = std::mem::size_of::<HeartbeatState>() + std::mem::size_of::<Sleep>();
-        let shutdown = std::mem::size_of::<WaitForCancellationFutureOwned>();
         // ConnShared in its Arc (two counters) plus its slot in the route's live map.
         let shared = std::mem::size_of::<ConnShared>() + 16 + 8 + 8 + 8;
-        let total = std::mem::size_of::<Connection>() + heartbeat + shutdown + shared;
+        let total = std::mem::size_of::<Connection>() + heartbeat + shared;
         eprintln!("per-connection overhead: {total} bytes");
         assert!(total <= 512, "per-connection overhead is {total} bytes");
     }

@@ -84,11 +84,14 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket) {
         }
         write_queued(&mut sink, &mut outbound, &handle).await;
     };
-    let reader = async {
+    // The reader runs as its own task: polled only when the socket is readable, instead of on
+    // every write (tungstenite zero-fills its read buffer on each read attempt).
+    let reader_feed = feed.clone();
+    let mut reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             if let Message::Text(text) = &msg {
                 if is_head_request(text.as_str()) {
-                    let reply = format!(r#"{{"type":"head","seq":{}}}"#, feed.hub.head());
+                    let reply = format!(r#"{{"type":"head","seq":{}}}"#, reader_feed.hub.head());
                     queue.push(Outbound {
                         msg: Message::Text(Utf8Bytes::from(reply)),
                         stamp: None,
@@ -96,10 +99,10 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket) {
                 }
             }
         }
-    };
+    });
     tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
+        _ = writer => reader.abort(),
+        _ = &mut reader => {}
     }
     feed.hub.unsubscribe(id);
 }
