@@ -112,13 +112,7 @@ impl Metrics {
 
     /// Wakes every live connection's reader so it notices a shutdown.
     pub(crate) fn wake_all_connections(&self) {
-        let routes: Vec<Arc<RouteMetrics>> = self
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let routes = routes_snapshot(&self.routes);
         for route in routes {
             for conn in route
                 .live
@@ -387,6 +381,16 @@ impl ConnShared {
     }
 }
 
+/// The routes known now, cloned out so no route lock is held while walking connections.
+fn routes_snapshot(routes: &Mutex<HashMap<Arc<str>, Arc<RouteMetrics>>>) -> Vec<Arc<RouteMetrics>> {
+    routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect()
+}
+
 /// Computes the live-connection gauges at scrape time by walking per-connection atomics.
 struct LiveCollector {
     routes: Arc<Mutex<HashMap<Arc<str>, Arc<RouteMetrics>>>>,
@@ -421,13 +425,7 @@ impl Collector for LiveCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let routes: Vec<Arc<RouteMetrics>> = self
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let routes = routes_snapshot(&self.routes);
         for route in routes {
             let (mut active, mut queued, mut slow) = (0i64, 0i64, 0i64);
             for conn in route
