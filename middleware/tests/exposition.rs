@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -38,15 +38,6 @@ fn docs_metrics_md_matches_the_catalog() {
     );
 }
 
-fn promtool() -> Command {
-    let found = Command::new("promtool").arg("--version").output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "promtool is not installed: `bash scripts/test.sh` installs it (apt-get install prometheus)"
-    );
-    Command::new("promtool")
-}
-
 #[tokio::test]
 async fn live_scrape_passes_promtool_check_metrics() {
     let server = start_feed(FeedConfig {
@@ -78,30 +69,7 @@ async fn live_scrape_passes_promtool_check_metrics() {
         .unwrap();
     assert!(body.contains("websocket_server_sequencer_lag_seconds_count"));
 
-    let mut child = promtool()
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
+    wsmon_testkit::promtool::assert_metrics_clean(&body);
 }
 
 #[tokio::test]

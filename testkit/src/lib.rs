@@ -1,3 +1,4 @@
 //! Test support shared by wsmon's crates.
 
 pub mod otlp_receiver;
+pub mod promtool;

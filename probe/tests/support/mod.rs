@@ -313,32 +313,7 @@ pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 
 /// `promtool check metrics` must find nothing to complain about.
 pub fn promtool_check(metrics: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool is missing: `bash scripts/test.sh` installs it (apt-get install prometheus)",
-        );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
+    wsmon_testkit::promtool::assert_metrics_clean(metrics);
 }
 
 /// A broadcast server: every text message a client sends is relayed to every connection with
