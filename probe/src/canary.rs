@@ -53,6 +53,11 @@ pub struct SessionLimits {
     pub stop_after_first_payload: bool,
 }
 
+/// Bytes read per socket read. tungstenite's 128 KiB default is reserved per connection, which
+/// at thousands of canaries dwarfs everything else; a larger message still arrives whole, since
+/// tungstenite reserves a frame's full length once its header is read.
+const READ_BUFFER_BYTES: usize = 2048;
+
 fn fault(reason: FailureReason, detail: impl Into<String>) -> Fault {
     Fault {
         reason,
@@ -124,7 +129,7 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
 
     let started = Instant::now();
     let request = upgrade_request(cfg)?;
-    let mut ws_config = WebSocketConfig::default();
+    let mut ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     ws_config.max_message_size = Some(cfg.max_message_bytes);
     // One byte more for frames, so that `on_error` can tell a frame header refused outright
     // (`frame_too_big`) from a message that grew too big (`message_too_big`) by `max_size`.

@@ -9,16 +9,16 @@ use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff;
 use crate::canary::{run_session, SessionLimits};
 use crate::config::{CanaryConfig, Config};
 use crate::failure::FailureReason;
+use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::CanaryMetrics;
+use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
 use crate::recorder::{CanaryRecorder, CanaryState};
 
 struct Running {
-    cfg: CanaryConfig,
+    cfg: Arc<CanaryConfig>,
     recorder: Arc<CanaryRecorder>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -26,7 +26,8 @@ struct Running {
 
 struct Inner {
     registry: Registry,
-    metrics: CanaryMetrics,
+    /// The recorders `/metrics` renders, kept in step with `running`.
+    canaries: CanarySet,
     config: RwLock<Config>,
     running: Mutex<Vec<Running>>,
     started: Instant,
@@ -42,11 +43,15 @@ impl Daemon {
     /// Registers the canary metrics and starts every canary of `config`.
     pub fn start(config: Config) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let metrics = CanaryMetrics::register(&registry)?;
+        let canaries = CanarySet::default();
+        registry.register(Box::new(CanaryCollector::new(
+            canaries.clone(),
+            UpMeans::Holding,
+        )))?;
         let daemon = Self {
             inner: Arc::new(Inner {
                 registry,
-                metrics,
+                canaries,
                 config: RwLock::new(config.clone()),
                 running: Mutex::new(Vec::new()),
                 started: Instant::now(),
@@ -56,6 +61,7 @@ impl Daemon {
         for cfg in config.canaries {
             running.push(daemon.spawn_canary(cfg));
         }
+        daemon.publish_canaries(&running);
         drop(running);
         Ok(daemon)
     }
@@ -88,11 +94,23 @@ impl Daemon {
             .collect()
     }
 
+    /// Points the metrics collector at the canaries now running.
+    fn publish_canaries(&self, running: &[Running]) {
+        *self
+            .inner
+            .canaries
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) =
+            running.iter().map(|r| r.recorder.clone()).collect();
+    }
+
     fn spawn_canary(&self, cfg: CanaryConfig) -> Running {
+        // One copy of the config per canary, shared by the task and the reload check.
+        let cfg = Arc::new(cfg);
         let recorder = Arc::new(CanaryRecorder::new(
             &cfg.name,
             cfg.url.redacted(),
-            Some(self.inner.metrics.clone()),
+            Retention::Recent,
         ));
         let stop = CancellationToken::new();
         let task = tokio::spawn(hold(cfg.clone(), recorder.clone(), stop.clone()));
@@ -111,7 +129,7 @@ impl Daemon {
         let mut keep = Vec::new();
         let mut stopping = Vec::new();
         for r in old {
-            if new.canaries.contains(&r.cfg) {
+            if new.canaries.contains(&*r.cfg) {
                 keep.push(r);
             } else {
                 r.stop.cancel();
@@ -120,15 +138,16 @@ impl Daemon {
         }
         for r in stopping {
             let _ = r.task.await;
-            self.inner.metrics.forget(&r.cfg.name);
         }
         let mut next = Vec::new();
         for cfg in &new.canaries {
-            match keep.iter().position(|r| r.cfg == *cfg) {
+            match keep.iter().position(|r| *r.cfg == *cfg) {
                 Some(i) => next.push(keep.swap_remove(i)),
                 None => next.push(self.spawn_canary(cfg.clone())),
             }
         }
+        // Removed canaries' series go with their recorders.
+        self.publish_canaries(&next);
         *self.lock_running() = next;
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = new;
         tracing::info!("configuration reloaded");
@@ -147,14 +166,14 @@ impl Daemon {
 }
 
 /// Holds one canary until `stop`: connect, watch, and on failure wait a full-jitter backoff.
-async fn hold(cfg: CanaryConfig, recorder: Arc<CanaryRecorder>, stop: CancellationToken) {
+async fn hold(cfg: Arc<CanaryConfig>, recorder: Arc<CanaryRecorder>, stop: CancellationToken) {
     let mut tracker = SequenceTracker::new(cfg.sequence.as_ref().map_or(0, |s| s.reorder_window));
     let limits = SessionLimits {
         shutdown: stop.clone(),
         until: None,
         stop_after_first_payload: false,
     };
-    let mut attempt: u32 = 0;
+    let mut backoff = wsmon::backoff::Backoff::new(cfg.backoff.initial, cfg.backoff.max);
     loop {
         let end = run_session(&cfg, &recorder, &mut tracker, &limits).await;
         recorder.end_attempt();
@@ -163,14 +182,13 @@ async fn hold(cfg: CanaryConfig, recorder: Arc<CanaryRecorder>, stop: Cancellati
         }
         // A session that delivered data was healthy: the next failure starts the backoff over.
         if end.got_payload {
-            attempt = 0;
+            backoff.reset();
         }
         let reason = end
             .fault
             .as_ref()
             .map_or(FailureReason::Closed, |f| f.reason);
-        let delay = backoff::next_delay(&cfg.backoff, attempt);
-        attempt = attempt.saturating_add(1);
+        let delay = backoff.next_delay();
         tracing::info!(canary = %cfg.name, reason = reason.as_str(), delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
         recorder.set_state(CanaryState::Backoff);
         tokio::select! {

@@ -1,7 +1,5 @@
 //! The daemon's HTTP endpoints: `/metrics`, `/probe`, `/status` and `/healthz`.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -26,11 +24,6 @@ pub fn router(daemon: Daemon) -> Router {
 }
 
 async fn metrics(State(daemon): State<Daemon>) -> Response {
-    let now = Instant::now();
-    // `up` and the last message age are computed at scrape time.
-    for r in daemon.recorders() {
-        r.refresh_gauges(now);
-    }
     (
         [(
             header::CONTENT_TYPE,

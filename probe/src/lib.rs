@@ -31,7 +31,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backoff;
 pub mod canary;
 pub mod config;
 pub mod daemon;

@@ -1,116 +1,326 @@
-//! The canary metric families, built from `wsmon::catalog` so that no name is spelled twice.
+//! The canary metric families, named by `wsmon::catalog` so that no name is spelled twice.
+//!
+//! Each canary keeps its figures in its own recorder ([`CanarySeries`] plus the counts in its
+//! status), and [`CanaryCollector`] turns them into Prometheus families at scrape time. A
+//! registered `prometheus` child costs about a kilobyte per series (each carries its own copy
+//! of the family's description); at ten thousand canaries that was most of the prober's memory.
 
-use prometheus::{GaugeVec, HistogramVec, IntCounterVec, Registry};
-use wsmon::catalog;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-/// Every `websocket_canary_*` family, registered in one registry and shared by all canaries.
-#[derive(Clone)]
-pub struct CanaryMetrics {
-    pub up: GaugeVec,
-    pub connect_phase: HistogramVec,
-    pub first_payload: HistogramVec,
-    pub freshness: HistogramVec,
-    pub e2e: HistogramVec,
-    pub publishes: IntCounterVec,
-    pub publish_timeouts: IntCounterVec,
-    pub messages: IntCounterVec,
-    pub gaps: IntCounterVec,
-    pub missed: IntCounterVec,
-    pub duplicates: IntCounterVec,
-    pub reorders: IntCounterVec,
-    pub stalls: IntCounterVec,
-    pub reconnects: IntCounterVec,
-    pub closes: IntCounterVec,
-    pub heartbeat_rtt: HistogramVec,
-    pub head_lag: GaugeVec,
-    pub last_message_age: GaugeVec,
-    pub failures: IntCounterVec,
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
+use wsmon::catalog::{self, MetricDef};
+
+use crate::failure::FailureReason;
+use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus, Phase};
+
+/// Cumulative-at-render bucket counts for one histogram series, on the catalog's buckets.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    /// Per bucket (not cumulative); the last slot is `+Inf`.
+    counts: Box<[u64]>,
+    sum: f64,
+    count: u64,
 }
 
-impl CanaryMetrics {
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+impl Buckets {
+    fn new(bounds: &[f64]) -> Self {
+        Self {
+            counts: vec![0; bounds.len() + 1].into_boxed_slice(),
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        let i = bounds.partition_point(|&b| b < v);
+        self.counts[i] += 1;
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn proto(&self, bounds: &[f64]) -> proto::Histogram {
+        let mut h = proto::Histogram::default();
+        h.set_sample_count(self.count);
+        h.set_sample_sum(self.sum);
+        let mut cumulative = 0;
+        let buckets = bounds
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(&upper, &n)| {
+                cumulative += n;
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(upper);
+                b.set_cumulative_count(cumulative);
+                b
+            })
+            .collect();
+        h.set_bucket(buckets);
+        h
+    }
+}
+
+/// A latency histogram series that allocates its buckets on the first observation.
+#[derive(Debug, Clone, Default)]
+pub struct LazyBuckets(Option<Buckets>);
+
+impl LazyBuckets {
+    pub fn observe(&mut self, def: &MetricDef, v: f64) {
+        self.0
+            .get_or_insert_with(|| Buckets::new(def.buckets))
+            .observe(def.buckets, v);
+    }
+}
+
+/// A counter by a label drawn from a closed set (failure reasons, close-code classes).
+#[derive(Debug, Clone, Default)]
+pub struct LabelledCounts(Vec<(&'static str, u64)>);
+
+impl LabelledCounts {
+    pub fn inc(&mut self, label: &'static str) {
+        match self.0.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((label, 1)),
+        }
+    }
+}
+
+/// One canary's histogram and labelled-counter series; plain counts live in its status.
+#[derive(Debug, Clone, Default)]
+pub struct CanarySeries {
+    pub connect_phase: [LazyBuckets; 4],
+    pub first_payload: LazyBuckets,
+    pub freshness: LazyBuckets,
+    pub e2e: LazyBuckets,
+    pub heartbeat_rtt: LazyBuckets,
+    pub reconnects: LabelledCounts,
+    pub closes: LabelledCounts,
+    pub failures: LabelledCounts,
+}
+
+impl CanarySeries {
+    pub fn phase(&mut self, phase: Phase) -> &mut LazyBuckets {
+        &mut self.connect_phase[phase as usize]
+    }
+
+    pub fn reconnect(&mut self, reason: FailureReason) {
+        self.reconnects.inc(reason.as_str());
+    }
+
+    pub fn failure(&mut self, reason: FailureReason) {
+        self.failures.inc(reason.as_str());
+    }
+}
+
+/// What `websocket_canary_up` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpMeans {
+    /// 1 while the canary holds a healthy stream (`daemon`).
+    Holding,
+    /// 1 if the finished check succeeded (`once`).
+    Verdict,
+}
+
+/// The canaries a collector reports on; the daemon replaces them on reload.
+pub type CanarySet = Arc<RwLock<Vec<Arc<CanaryRecorder>>>>;
+
+/// Renders every `websocket_canary_*` family from the canaries' recorders at scrape time.
+pub struct CanaryCollector {
+    canaries: CanarySet,
+    up_means: UpMeans,
+    descs: Vec<Desc>,
+}
+
+impl CanaryCollector {
+    pub fn new(canaries: CanarySet, up_means: UpMeans) -> Self {
+        let descs = catalog::CANARY_METRICS
+            .iter()
+            .map(|def| {
+                Desc::new(
+                    def.name.to_string(),
+                    def.help.to_string(),
+                    def.labels.iter().map(|l| l.to_string()).collect(),
+                    Default::default(),
+                )
+                .expect("catalog metric is valid")
+            })
+            .collect();
+        Self {
+            canaries,
+            up_means,
+            descs,
+        }
+    }
+}
+
+/// Families under construction, one per catalog entry.
+struct Families(Vec<MetricFamily>);
+
+impl Families {
+    fn new() -> Self {
+        Self(
+            catalog::CANARY_METRICS
+                .iter()
+                .map(|def| {
+                    let mut f = MetricFamily::default();
+                    f.set_name(def.name.to_string());
+                    f.set_help(def.help.to_string());
+                    f.set_field_type(match def.kind {
+                        catalog::Kind::Counter => MetricType::COUNTER,
+                        catalog::Kind::Gauge => MetricType::GAUGE,
+                        catalog::Kind::Histogram => MetricType::HISTOGRAM,
+                    });
+                    f
+                })
+                .collect(),
+        )
+    }
+
+    fn push(&mut self, def: &MetricDef, label_values: &[&str], fill: impl FnOnce(&mut Metric)) {
+        let labels = def
+            .labels
+            .iter()
+            .zip(label_values)
+            .map(|(name, value)| {
+                let mut l = LabelPair::default();
+                l.set_name(name.to_string());
+                l.set_value(value.to_string());
+                l
+            })
+            .collect();
+        let mut m = Metric::from_label(labels);
+        fill(&mut m);
+        let i = catalog::CANARY_METRICS
+            .iter()
+            .position(|d| d.name == def.name)
+            .expect("a canary family");
+        self.0[i].mut_metric().push(m);
+    }
+
+    fn counter(&mut self, def: &MetricDef, labels: &[&str], v: u64) {
+        self.push(def, labels, |m| {
+            let mut c = proto::Counter::default();
+            c.set_value(v as f64);
+            m.set_counter(c);
+        });
+    }
+
+    fn gauge(&mut self, def: &MetricDef, labels: &[&str], v: f64) {
+        self.push(def, labels, |m| {
+            let mut g = proto::Gauge::default();
+            g.set_value(v);
+            m.set_gauge(g);
+        });
+    }
+
+    fn histogram(&mut self, def: &MetricDef, labels: &[&str], h: &LazyBuckets) {
+        if let Some(b) = &h.0 {
+            self.push(def, labels, |m| m.set_histogram(b.proto(def.buckets)));
+        }
+    }
+
+    fn by_label(&mut self, def: &MetricDef, canary: &str, counts: &LabelledCounts) {
+        for (label, n) in &counts.0 {
+            self.counter(def, &[canary, label], *n);
+        }
+    }
+
+    fn canary(&mut self, s: &CanaryStatus, up: bool, now: Instant) {
         use catalog::*;
-        let m = Self {
-            up: CANARY_UP.gauge_vec(),
-            connect_phase: CANARY_CONNECT_PHASE_SECONDS.histogram_vec(),
-            first_payload: CANARY_FIRST_PAYLOAD_SECONDS.histogram_vec(),
-            freshness: CANARY_FRESHNESS_SECONDS.histogram_vec(),
-            e2e: CANARY_E2E_SECONDS.histogram_vec(),
-            publishes: CANARY_PUBLISHES_TOTAL.int_counter_vec(),
-            publish_timeouts: CANARY_PUBLISH_TIMEOUTS_TOTAL.int_counter_vec(),
-            messages: CANARY_MESSAGES_TOTAL.int_counter_vec(),
-            gaps: CANARY_SEQUENCE_GAPS_TOTAL.int_counter_vec(),
-            missed: CANARY_MISSED_MESSAGES_TOTAL.int_counter_vec(),
-            duplicates: CANARY_DUPLICATES_TOTAL.int_counter_vec(),
-            reorders: CANARY_REORDERS_TOTAL.int_counter_vec(),
-            stalls: CANARY_STALLS_TOTAL.int_counter_vec(),
-            reconnects: CANARY_RECONNECTS_TOTAL.int_counter_vec(),
-            closes: CANARY_CLOSES_TOTAL.int_counter_vec(),
-            heartbeat_rtt: CANARY_HEARTBEAT_RTT_SECONDS.histogram_vec(),
-            head_lag: CANARY_HEAD_LAG_MESSAGES.gauge_vec(),
-            last_message_age: CANARY_LAST_MESSAGE_AGE_SECONDS.gauge_vec(),
-            failures: CANARY_FAILURES_TOTAL.int_counter_vec(),
-        };
-        registry.register(Box::new(m.up.clone()))?;
-        registry.register(Box::new(m.connect_phase.clone()))?;
-        registry.register(Box::new(m.first_payload.clone()))?;
-        registry.register(Box::new(m.freshness.clone()))?;
-        registry.register(Box::new(m.e2e.clone()))?;
-        registry.register(Box::new(m.publishes.clone()))?;
-        registry.register(Box::new(m.publish_timeouts.clone()))?;
-        registry.register(Box::new(m.messages.clone()))?;
-        registry.register(Box::new(m.gaps.clone()))?;
-        registry.register(Box::new(m.missed.clone()))?;
-        registry.register(Box::new(m.duplicates.clone()))?;
-        registry.register(Box::new(m.reorders.clone()))?;
-        registry.register(Box::new(m.stalls.clone()))?;
-        registry.register(Box::new(m.reconnects.clone()))?;
-        registry.register(Box::new(m.closes.clone()))?;
-        registry.register(Box::new(m.heartbeat_rtt.clone()))?;
-        registry.register(Box::new(m.head_lag.clone()))?;
-        registry.register(Box::new(m.last_message_age.clone()))?;
-        registry.register(Box::new(m.failures.clone()))?;
-        Ok(m)
+        let name = s.name.as_str();
+        let l = [name];
+        self.gauge(CANARY_UP, &l, if up { 1.0 } else { 0.0 });
+        for phase in [Phase::Dns, Phase::Tcp, Phase::Tls, Phase::Upgrade] {
+            self.histogram(
+                CANARY_CONNECT_PHASE_SECONDS,
+                &[name, phase.as_str()],
+                &s.series.connect_phase[phase as usize],
+            );
+        }
+        self.histogram(CANARY_FIRST_PAYLOAD_SECONDS, &l, &s.series.first_payload);
+        self.histogram(CANARY_FRESHNESS_SECONDS, &l, &s.series.freshness);
+        self.histogram(CANARY_E2E_SECONDS, &l, &s.series.e2e);
+        self.histogram(CANARY_HEARTBEAT_RTT_SECONDS, &l, &s.series.heartbeat_rtt);
+        // Counters labelled by canary alone exist from the start, as Prometheus recommends.
+        self.counter(CANARY_PUBLISHES_TOTAL, &l, s.publishes);
+        self.counter(CANARY_PUBLISH_TIMEOUTS_TOTAL, &l, s.publish_timeouts);
+        self.counter(CANARY_MESSAGES_TOTAL, &l, s.messages);
+        self.counter(CANARY_SEQUENCE_GAPS_TOTAL, &l, s.sequence.gaps);
+        self.counter(CANARY_MISSED_MESSAGES_TOTAL, &l, s.sequence.missed);
+        self.counter(CANARY_DUPLICATES_TOTAL, &l, s.sequence.duplicates);
+        self.counter(CANARY_REORDERS_TOTAL, &l, s.sequence.reorders);
+        self.counter(CANARY_STALLS_TOTAL, &l, s.stalls);
+        self.by_label(CANARY_RECONNECTS_TOTAL, name, &s.series.reconnects);
+        self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes);
+        self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures);
+        if let Some(lag) = s.head_lag {
+            self.gauge(CANARY_HEAD_LAG_MESSAGES, &l, lag as f64);
+        }
+        if let Some(age) = s.last_message_age(now) {
+            self.gauge(CANARY_LAST_MESSAGE_AGE_SECONDS, &l, age.as_secs_f64());
+        }
+    }
+}
+
+impl Collector for CanaryCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
     }
 
-    /// The counters labelled by `canary` alone.
-    fn canary_counters(&self) -> [&IntCounterVec; 8] {
-        [
-            &self.publishes,
-            &self.publish_timeouts,
-            &self.messages,
-            &self.gaps,
-            &self.missed,
-            &self.duplicates,
-            &self.reorders,
-            &self.stalls,
-        ]
+    fn collect(&self) -> Vec<MetricFamily> {
+        let canaries = self
+            .canaries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = Instant::now();
+        let mut families = Families::new();
+        for rec in canaries {
+            rec.with_status(|s| {
+                let up = match self.up_means {
+                    UpMeans::Holding => s.state == CanaryState::Up,
+                    UpMeans::Verdict => s.verdict.success(),
+                };
+                families.canary(s, up, now);
+            });
+        }
+        families
+            .0
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_le_inclusive() {
+        let bounds = [0.1, 1.0];
+        let mut b = Buckets::new(&bounds);
+        for v in [0.1, 0.5, 1.0, 7.0] {
+            b.observe(&bounds, v);
+        }
+        let h = b.proto(&bounds);
+        let counts: Vec<u64> = h
+            .get_bucket()
+            .iter()
+            .map(|b| b.cumulative_count())
+            .collect();
+        assert_eq!(counts, [1, 3]);
+        assert_eq!(h.sample_count(), 4);
+        assert!((h.sample_sum() - 8.6).abs() < 1e-9);
     }
 
-    /// Initialises a canary's single-label series at zero so dashboards see them before the
-    /// first event, as Prometheus recommends.
-    pub fn init(&self, canary: &str) {
-        for c in self.canary_counters() {
-            c.with_label_values(&[canary]);
-        }
-        self.up.with_label_values(&[canary]).set(0.0);
-    }
-
-    /// Drops a canary's single-label series after a reload removed it.
-    pub fn forget(&self, canary: &str) {
-        for c in self.canary_counters() {
-            let _ = c.remove_label_values(&[canary]);
-        }
-        for g in [&self.up, &self.head_lag, &self.last_message_age] {
-            let _ = g.remove_label_values(&[canary]);
-        }
-        for h in [
-            &self.first_payload,
-            &self.freshness,
-            &self.e2e,
-            &self.heartbeat_rtt,
-        ] {
-            let _ = h.remove_label_values(&[canary]);
-        }
+    #[test]
+    fn labelled_counts_add_up_per_label() {
+        let mut c = LabelledCounts::default();
+        c.inc("a");
+        c.inc("b");
+        c.inc("a");
+        assert_eq!(c.0, [("a", 2), ("b", 1)]);
     }
 }

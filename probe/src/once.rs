@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::canary::{run_session, SessionLimits};
 use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
+use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::CanaryMetrics;
+use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
 use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
 
 /// One canary's evaluated run.
@@ -35,13 +36,19 @@ pub async fn run(
     duration: Duration,
     registry: &Registry,
 ) -> Result<Vec<CanaryRun>, prometheus::Error> {
-    let metrics = CanaryMetrics::register(registry)?;
-    let runs = canaries.iter().map(|cfg| {
-        let recorder = Arc::new(CanaryRecorder::new(
-            &cfg.name,
-            cfg.url.redacted(),
-            Some(metrics.clone()),
-        ));
+    let recorders: Vec<Arc<CanaryRecorder>> = canaries
+        .iter()
+        .map(|cfg| {
+            Arc::new(CanaryRecorder::new(
+                &cfg.name,
+                cfg.url.redacted(),
+                Retention::WholeRun,
+            ))
+        })
+        .collect();
+    let set = CanarySet::new(recorders.clone().into());
+    registry.register(Box::new(CanaryCollector::new(set, UpMeans::Verdict)))?;
+    let runs = canaries.iter().zip(recorders).map(|(cfg, recorder)| {
         let limits = SessionLimits {
             shutdown: CancellationToken::new(),
             until: Some(Instant::now() + duration),
@@ -49,14 +56,7 @@ pub async fn run(
         };
         run_one(cfg.clone(), recorder, limits)
     });
-    let runs = futures_util::future::join_all(runs).await;
-    for run in &runs {
-        metrics
-            .up
-            .with_label_values(&[&run.status.name])
-            .set(if run.success() { 1.0 } else { 0.0 });
-    }
-    Ok(runs)
+    Ok(futures_util::future::join_all(runs).await)
 }
 
 /// One bounded session, evaluated. Also the body of a `/probe` request.

@@ -19,6 +19,7 @@ use wsmon::catalog::{self, MetricDef};
 use crate::canary::SessionLimits;
 use crate::config::{CanaryConfig, TargetUrl};
 use crate::daemon::Daemon;
+use crate::measure::Retention;
 use crate::recorder::CanaryRecorder;
 
 /// Used when Prometheus does not send its scrape timeout.
@@ -97,7 +98,11 @@ async fn probe(
     };
     let cfg = module_for_target(&module, target);
     let started = Instant::now();
-    let recorder = Arc::new(CanaryRecorder::new(&cfg.name, cfg.url.redacted(), None));
+    let recorder = Arc::new(CanaryRecorder::new(
+        &cfg.name,
+        cfg.url.redacted(),
+        Retention::WholeRun,
+    ));
     let limits = SessionLimits {
         shutdown: CancellationToken::new(),
         until: Some(started + scrape_timeout(&headers)),

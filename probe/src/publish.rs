@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::canary::{self, Socket};
 use crate::config::{CanaryConfig, HttpPublishConfig, PublishConfig, PublishVia, WsPublishConfig};
+use crate::measure::Retention;
 use crate::recorder::CanaryRecorder;
 
 /// Replaces `{{nonce}}` in a publish template (also in its URL-encoded form, for URLs).
@@ -133,7 +134,11 @@ async fn hold_publish_socket(
     errors: UnboundedSender<String>,
 ) {
     // Phases of this connection are not the canary's: record them nowhere.
-    let scratch = Arc::new(CanaryRecorder::new(&cfg.name, cfg.url.redacted(), None));
+    let scratch = Arc::new(CanaryRecorder::new(
+        &cfg.name,
+        cfg.url.redacted(),
+        Retention::WholeRun,
+    ));
     let target = cfg.url.redacted();
     let mut socket: Option<Socket> = None;
     loop {

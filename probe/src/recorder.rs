@@ -1,19 +1,18 @@
 //! One canary's live record: the status that `once`, `/status` and the demo read, and the
-//! metric series that `/metrics` exports. Every event updates both in one place.
+//! metric series that `/metrics` renders from it. Every event updates both in one place.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::failure::FailureReason;
-use crate::measure::{Fault, LatencyHistogram, SequenceDelta, Verdict};
-use crate::metrics::CanaryMetrics;
+use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
+use crate::metrics::CanarySeries;
 use crate::trace::{step, AttemptTrace};
+use wsmon::catalog;
 
 /// Failures kept for the status page.
 const RECENT_FAILURES: usize = 10;
-/// Freshness samples kept for the sparkline.
-const SPARKLINE_POINTS: usize = 60;
 /// Characters of the last message kept for the status page.
 const PREVIEW_CHARS: usize = 160;
 
@@ -93,9 +92,9 @@ pub struct CanaryStatus {
     pub publishes: u64,
     pub publish_timeouts: u64,
     pub reconnects: u64,
-    pub freshness: LatencyHistogram,
-    pub e2e: LatencyHistogram,
-    pub heartbeat_rtt: LatencyHistogram,
+    pub freshness: LatencyStats,
+    pub e2e: LatencyStats,
+    pub heartbeat_rtt: LatencyStats,
     pub head_lag: Option<u64>,
     pub last_message_at: Option<Instant>,
     pub last_message_preview: String,
@@ -103,8 +102,8 @@ pub struct CanaryStatus {
     pub close_reason: String,
     pub verdict: Verdict,
     pub recent_failures: VecDeque<RecentFailure>,
-    /// Latest freshness (or e2e) samples in seconds, oldest first.
-    pub sparkline: VecDeque<f64>,
+    /// The series `/metrics` renders beside the counts above.
+    pub series: CanarySeries,
 }
 
 impl CanaryStatus {
@@ -112,21 +111,28 @@ impl CanaryStatus {
         self.last_message_at
             .map(|at| now.saturating_duration_since(at))
     }
+
+    /// Latest freshness samples in seconds, oldest first; publish-to-receive times for a
+    /// stream without server timestamps. Empty unless kept with [`Retention::Recent`].
+    pub fn sparkline(&self) -> Vec<f64> {
+        if self.freshness.count() > 0 {
+            self.freshness.recent()
+        } else {
+            self.e2e.recent()
+        }
+    }
 }
 
-/// One canary's record, shared between its task, the HTTP handlers and reports.
+/// One canary's record, shared between its task, the HTTP handlers, reports and the
+/// metrics collector (which renders it at scrape time).
 pub struct CanaryRecorder {
     status: Mutex<CanaryStatus>,
-    metrics: Option<CanaryMetrics>,
     /// The current attempt's spans, when traces are on.
     trace: Mutex<Option<AttemptTrace>>,
 }
 
 impl CanaryRecorder {
-    pub fn new(name: &str, target: String, metrics: Option<CanaryMetrics>) -> Self {
-        if let Some(m) = &metrics {
-            m.init(name);
-        }
+    pub fn new(name: &str, target: String, retention: Retention) -> Self {
         Self {
             status: Mutex::new(CanaryStatus {
                 name: name.to_string(),
@@ -142,9 +148,9 @@ impl CanaryRecorder {
                 publishes: 0,
                 publish_timeouts: 0,
                 reconnects: 0,
-                freshness: LatencyHistogram::default(),
-                e2e: LatencyHistogram::default(),
-                heartbeat_rtt: LatencyHistogram::default(),
+                freshness: LatencyStats::new(retention),
+                e2e: LatencyStats::new(retention),
+                heartbeat_rtt: LatencyStats::new(retention),
                 head_lag: None,
                 last_message_at: None,
                 last_message_preview: String::new(),
@@ -152,9 +158,8 @@ impl CanaryRecorder {
                 close_reason: String::new(),
                 verdict: Verdict::default(),
                 recent_failures: VecDeque::new(),
-                sparkline: VecDeque::new(),
+                series: CanarySeries::default(),
             }),
-            metrics,
             trace: Mutex::new(None),
         }
     }
@@ -172,22 +177,13 @@ impl CanaryRecorder {
         self.lock().clone()
     }
 
-    pub fn set_state(&self, state: CanaryState) {
-        self.lock().state = state;
+    /// Reads the status in place, for the collector's scrape of thousands of canaries.
+    pub fn with_status<T>(&self, f: impl FnOnce(&CanaryStatus) -> T) -> T {
+        f(&self.lock())
     }
 
-    /// Computes the scrape-time gauges: `up` and the age of the last message.
-    pub fn refresh_gauges(&self, now: Instant) {
-        let Some(m) = &self.metrics else { return };
-        let s = self.lock();
-        let up = s.state == CanaryState::Up;
-        m.up.with_label_values(&[&s.name])
-            .set(if up { 1.0 } else { 0.0 });
-        if let Some(age) = s.last_message_age(now) {
-            m.last_message_age
-                .with_label_values(&[&s.name])
-                .set(age.as_secs_f64());
-        }
+    pub fn set_state(&self, state: CanaryState) {
+        self.lock().state = state;
     }
 
     pub fn begin_attempt(&self) {
@@ -229,12 +225,11 @@ impl CanaryRecorder {
             Phase::Tls => s.connect.tls = Some(secs),
             Phase::Upgrade => s.connect.upgrade = Some(secs),
         }
+        s.series
+            .phase(phase)
+            .observe(catalog::CANARY_CONNECT_PHASE_SECONDS, secs);
+        drop(s);
         self.trace_step(phase.as_str(), took);
-        if let Some(m) = &self.metrics {
-            m.connect_phase
-                .with_label_values(&[&s.name, phase.as_str()])
-                .observe(secs);
-        }
     }
 
     pub fn handshake_status(&self, code: u16, upgraded: bool) {
@@ -250,11 +245,9 @@ impl CanaryRecorder {
         self.trace_step(step::FIRST_PAYLOAD, took);
         let mut s = self.lock();
         s.first_payload = Some(took.as_secs_f64());
-        if let Some(m) = &self.metrics {
-            m.first_payload
-                .with_label_values(&[&s.name])
-                .observe(took.as_secs_f64());
-        }
+        s.series
+            .first_payload
+            .observe(catalog::CANARY_FIRST_PAYLOAD_SECONDS, took.as_secs_f64());
     }
 
     /// A data message arrived at `at`; `preview` is its text, kept truncated for `/status`.
@@ -268,9 +261,6 @@ impl CanaryRecorder {
         s.last_message_preview.clear();
         s.last_message_preview
             .extend(preview.chars().take(PREVIEW_CHARS));
-        if let Some(m) = &self.metrics {
-            m.messages.with_label_values(&[&s.name]).inc();
-        }
     }
 
     pub fn sequence(&self, d: SequenceDelta) {
@@ -282,20 +272,6 @@ impl CanaryRecorder {
         s.sequence.missed += d.missed;
         s.sequence.duplicates += d.duplicates;
         s.sequence.reorders += d.reorders;
-        if let Some(m) = &self.metrics {
-            let l = [s.name.as_str()];
-            m.gaps.with_label_values(&l).inc_by(d.gaps);
-            m.missed.with_label_values(&l).inc_by(d.missed);
-            m.duplicates.with_label_values(&l).inc_by(d.duplicates);
-            m.reorders.with_label_values(&l).inc_by(d.reorders);
-        }
-    }
-
-    fn spark(s: &mut CanaryStatus, secs: f64) {
-        if s.sparkline.len() == SPARKLINE_POINTS {
-            s.sparkline.pop_front();
-        }
-        s.sparkline.push_back(secs);
     }
 
     /// Freshness from the server's timestamp; negative values (server clock ahead) record as 0.
@@ -306,59 +282,38 @@ impl CanaryRecorder {
         // `from_secs_f64` would panic (with the lock held) on it.
         s.freshness
             .record(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
-        Self::spark(&mut s, secs);
-        if let Some(m) = &self.metrics {
-            m.freshness.with_label_values(&[&s.name]).observe(secs);
-        }
+        s.series
+            .freshness
+            .observe(catalog::CANARY_FRESHNESS_SECONDS, secs);
     }
 
     pub fn e2e(&self, took: Duration) {
         self.trace_step(step::PUBLISH_ROUND, took);
         let mut s = self.lock();
         s.e2e.record(took);
-        if s.freshness.count() == 0 {
-            // Without server timestamps, the sparkline shows publish-to-receive times.
-            Self::spark(&mut s, took.as_secs_f64());
-        }
-        if let Some(m) = &self.metrics {
-            m.e2e
-                .with_label_values(&[&s.name])
-                .observe(took.as_secs_f64());
-        }
+        s.series
+            .e2e
+            .observe(catalog::CANARY_E2E_SECONDS, took.as_secs_f64());
     }
 
     pub fn published(&self) {
-        let mut s = self.lock();
-        s.publishes += 1;
-        if let Some(m) = &self.metrics {
-            m.publishes.with_label_values(&[&s.name]).inc();
-        }
+        self.lock().publishes += 1;
     }
 
     pub fn publish_timeouts(&self, n: u64) {
-        let mut s = self.lock();
-        s.publish_timeouts += n;
-        if let Some(m) = &self.metrics {
-            m.publish_timeouts.with_label_values(&[&s.name]).inc_by(n);
-        }
+        self.lock().publish_timeouts += n;
     }
 
     pub fn heartbeat_rtt(&self, rtt: Duration) {
         let mut s = self.lock();
         s.heartbeat_rtt.record(rtt);
-        if let Some(m) = &self.metrics {
-            m.heartbeat_rtt
-                .with_label_values(&[&s.name])
-                .observe(rtt.as_secs_f64());
-        }
+        s.series
+            .heartbeat_rtt
+            .observe(catalog::CANARY_HEARTBEAT_RTT_SECONDS, rtt.as_secs_f64());
     }
 
     pub fn head_lag(&self, lag: u64) {
-        let mut s = self.lock();
-        s.head_lag = Some(lag);
-        if let Some(m) = &self.metrics {
-            m.head_lag.with_label_values(&[&s.name]).set(lag as f64);
-        }
+        self.lock().head_lag = Some(lag);
     }
 
     pub fn stall(&self) {
@@ -366,9 +321,6 @@ impl CanaryRecorder {
         s.stalls += 1;
         if s.state == CanaryState::Up {
             s.state = CanaryState::Stalled;
-        }
-        if let Some(m) = &self.metrics {
-            m.stalls.with_label_values(&[&s.name]).inc();
         }
     }
 
@@ -381,21 +333,13 @@ impl CanaryRecorder {
         let mut s = self.lock();
         s.close_code = Some(code);
         s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
-        if let Some(m) = &self.metrics {
-            m.closes
-                .with_label_values(&[&s.name, wsmon::close_code::classify(code)])
-                .inc();
-        }
+        s.series.closes.inc(wsmon::close_code::classify(code));
     }
 
     pub fn reconnect(&self, reason: FailureReason) {
         let mut s = self.lock();
         s.reconnects += 1;
-        if let Some(m) = &self.metrics {
-            m.reconnects
-                .with_label_values(&[&s.name, reason.as_str()])
-                .inc();
-        }
+        s.series.reconnect(reason);
     }
 
     /// Records a fault: counted, kept for `/status`, and the verdict if it is the first.
@@ -414,10 +358,6 @@ impl CanaryRecorder {
             at: SystemTime::now(),
             fault: Fault { reason, detail },
         });
-        if let Some(m) = &self.metrics {
-            m.failures
-                .with_label_values(&[&s.name, reason.as_str()])
-                .inc();
-        }
+        s.series.failure(reason);
     }
 }

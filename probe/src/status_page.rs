@@ -80,14 +80,14 @@ pub fn render(canaries: &[CanaryStatus], uptime_secs: f64) -> String {
         let close = s.close_code.map_or(String::new(), |c| {
             format!("{c} {}", escape(&s.close_reason))
         });
-        let spark: Vec<f64> = s.sparkline.iter().copied().collect();
+        let spark = s.sparkline();
         let _ = write!(
             rows,
             r#"<tr data-canary="{name}" data-state="{state}">
 <td class="name">{name}<div class="muted">{target}</div></td>
 <td><span class="state {state}">{state}</span></td>
 <td>{age}</td>
-<td>{spark}<div class="muted">freshness p50 {fp50} · e2e p50 {ep50} · p99 {ep99}</div></td>
+<td>{spark}<div class="muted">last 60: freshness p50 {fp50} · e2e p50 {ep50} · p99 {ep99}</div></td>
 <td>{messages}</td>
 <td>{gaps} / {missed}</td>
 <td>{dups} / {reorders}</td>

@@ -202,7 +202,7 @@ proptest! {
         unit in prop_oneof![Just(TimeUnit::Seconds), Just(TimeUnit::Millis), Just(TimeUnit::Nanos)],
     ) {
         let doc = serde_json::json!({ "ts": ts });
-        let rec = CanaryRecorder::new("fuzz", String::new(), None);
+        let rec = CanaryRecorder::new("fuzz", String::new(), wsmon_probe::measure::Retention::Recent);
         if let Some(f) = measure::freshness_seconds(SystemTime::now(), &doc, "/ts", unit) {
             rec.freshness(f);
         }
@@ -350,7 +350,11 @@ fn regression_a_timestamp_from_before_time_is_recorded_without_panicking() {
     // with the recorder's lock held.
     let doc = serde_json::json!({ "ts": -4.4464748418869283e204 });
     let f = measure::freshness_seconds(SystemTime::now(), &doc, "/ts", TimeUnit::Seconds).unwrap();
-    let rec = CanaryRecorder::new("fuzz", String::new(), None);
+    let rec = CanaryRecorder::new(
+        "fuzz",
+        String::new(),
+        wsmon_probe::measure::Retention::Recent,
+    );
     rec.freshness(f);
     rec.freshness(1.0);
     assert_eq!(rec.snapshot().freshness.count(), 2);
