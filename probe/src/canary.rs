@@ -58,6 +58,13 @@ pub struct SessionLimits {
 /// tungstenite reserves a frame's full length once its header is read.
 const READ_BUFFER_BYTES: usize = 2048;
 
+/// Upgrade handshakes in flight at once, process-wide. Each one holds buffers several times a
+/// held stream's size; a daemon starting thousands of canaries would otherwise hold them all at
+/// once, and the allocator keeps that peak as resident memory long after.
+const HANDSHAKE_CONCURRENCY: usize = 128;
+static HANDSHAKE_SLOTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(HANDSHAKE_CONCURRENCY);
+
 fn fault(reason: FailureReason, detail: impl Into<String>) -> Fault {
     Fault {
         reason,
@@ -127,6 +134,11 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
         Box::new(tcp)
     };
 
+    // Waiting for a slot is not part of the upgrade phase.
+    let _slot = HANDSHAKE_SLOTS
+        .acquire()
+        .await
+        .expect("the handshake semaphore is never closed");
     let started = Instant::now();
     let request = upgrade_request(cfg)?;
     let mut ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
@@ -381,7 +393,9 @@ pub async fn run_session(
 ) -> SessionEnd {
     rec.begin_attempt();
     let connected = tokio::select! {
-        r = connect(cfg, rec) => r,
+        // Boxed: the connect future (TLS and upgrade in flight) is the largest state by far,
+        // and inline it would stay part of every held canary's task for the stream's life.
+        r = Box::pin(connect(cfg, rec)) => r,
         _ = limits.shutdown.cancelled() => return SessionEnd { fault: None, got_payload: false },
         _ = sleep_or_never(limits.until) => return SessionEnd {
             fault: None,
@@ -548,7 +562,9 @@ impl<'a> Session<'a> {
                         close(ws, CloseCode::Normal, "probe finished").await;
                         return self.end(None);
                     }
-                    if let Some(end) = self.on_timers(ws, now).await {
+                    // Boxed, as are the other rare paths: the held task's size is its largest
+                    // state, and these would otherwise set it.
+                    if let Some(end) = Box::pin(self.on_timers(ws, now)).await {
                         return end;
                     }
                 }
@@ -566,7 +582,7 @@ impl<'a> Session<'a> {
                                 return self.end(None);
                             }
                         }
-                        Some(Err(e)) => return self.on_error(ws, e).await,
+                        Some(Err(e)) => return Box::pin(self.on_error(ws, e)).await,
                         None => {
                             self.rec.closed(wsmon::close_code::ABNORMAL, "");
                             return self.end(Some(fault(FailureReason::Closed, "the connection ended without a close frame (1006)")));
@@ -938,5 +954,46 @@ async fn recv_error(publisher: &mut Option<Publisher>) -> Option<String> {
     match publisher {
         Some(p) => p.next_error().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[tokio::test]
+    async fn print_sizes() {
+        let cfg = crate::config::Config::parse(
+            "canaries:\n  - name: a\n    url: ws://127.0.0.1:1/ws\n",
+            std::path::Path::new("x.yaml"),
+            &|_| None,
+        )
+        .unwrap()
+        .canaries
+        .remove(0);
+        let rec = CanaryRecorder::new("a", String::new(), crate::measure::Retention::Recent);
+        let (a, _b) = tokio::io::duplex(64);
+        let io: Box<dyn Io> = Box::new(a);
+        let mut ws = WebSocketStream::from_raw_socket(io, tungstenite::protocol::Role::Client, None).await;
+        let mut session = Session::new(&cfg, &rec, Instant::now());
+        eprintln!("Session: {}", std::mem::size_of_val(&session));
+        let mut tracker = SequenceTracker::new(0);
+        let limits = SessionLimits { shutdown: CancellationToken::new(), until: None, stop_after_first_payload: false };
+        {
+            let f = session.on_frame(&mut ws, Message::text("x"), Instant::now(), SystemTime::now(), &mut tracker);
+            eprintln!("on_frame: {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = close(&mut ws, CloseCode::Normal, "x");
+            eprintln!("close: {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = send(&mut ws, Message::text("x"), Duration::from_secs(1));
+            eprintln!("send: {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = session.run(&mut ws, &mut tracker, &limits);
+            eprintln!("run: {}", std::mem::size_of_val(&f));
+        }
+        eprintln!("Sleep: {}", std::mem::size_of::<tokio::time::Sleep>());
     }
 }

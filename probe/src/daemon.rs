@@ -2,7 +2,8 @@
 //!
 //! Reload swaps canaries whose config changed and keeps the others running untouched.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus::Registry;
@@ -28,7 +29,8 @@ struct Inner {
     registry: Registry,
     /// The recorders `/metrics` renders, kept in step with `running`.
     canaries: CanarySet,
-    config: RwLock<Config>,
+    /// Fixed for the process: a reload cannot move the listener.
+    listen: SocketAddr,
     running: Mutex<Vec<Running>>,
     started: Instant,
 }
@@ -52,7 +54,7 @@ impl Daemon {
             inner: Arc::new(Inner {
                 registry,
                 canaries,
-                config: RwLock::new(config.clone()),
+                listen: config.listen,
                 running: Mutex::new(Vec::new()),
                 started: Instant::now(),
             }),
@@ -74,12 +76,13 @@ impl Daemon {
         &self.inner.registry
     }
 
-    pub fn config(&self) -> Config {
-        self.inner
-            .config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    pub fn listen(&self) -> SocketAddr {
+        self.inner.listen
+    }
+
+    /// The running canaries' configs, in config order: the modules of `/probe`.
+    pub fn modules(&self) -> Vec<Arc<CanaryConfig>> {
+        self.lock_running().iter().map(|r| r.cfg.clone()).collect()
     }
 
     pub fn uptime(&self) -> std::time::Duration {
@@ -149,7 +152,6 @@ impl Daemon {
         // Removed canaries' series go with their recorders.
         self.publish_canaries(&next);
         *self.lock_running() = next;
-        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = new;
         tracing::info!("configuration reloaded");
     }
 
@@ -198,4 +200,37 @@ async fn hold(cfg: Arc<CanaryConfig>, recorder: Arc<CanaryRecorder>, stop: Cance
         recorder.reconnect(reason);
     }
     recorder.set_state(CanaryState::Stopped);
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[test]
+    fn print_future_sizes() {
+        let cfg: CanaryConfig = crate::config::Config::parse(
+            "canaries:\n  - name: a\n    url: ws://127.0.0.1:1/ws\n",
+            std::path::Path::new("x.yaml"),
+            &|_| None,
+        )
+        .unwrap()
+        .canaries
+        .remove(0);
+        let cfg = Arc::new(cfg);
+        let rec = Arc::new(CanaryRecorder::new("a", String::new(), Retention::Recent));
+        let stop = CancellationToken::new();
+        let f = hold(cfg.clone(), rec.clone(), stop.clone());
+        eprintln!("hold: {}", std::mem::size_of_val(&f));
+        let mut tracker = SequenceTracker::new(0);
+        let limits = SessionLimits { shutdown: stop, until: None, stop_after_first_payload: false };
+        let g = run_session(&cfg, &rec, &mut tracker, &limits);
+        eprintln!("run_session: {}", std::mem::size_of_val(&g));
+        drop(g);
+        let c = crate::canary::connect(&cfg, &rec);
+        eprintln!("connect: {}", std::mem::size_of_val(&c));
+        drop(c);
+        eprintln!("Socket: {}", std::mem::size_of::<crate::canary::Socket>());
+        eprintln!("CanaryConfig: {}", std::mem::size_of::<CanaryConfig>());
+        eprintln!("CanaryStatus: {}", std::mem::size_of::<crate::recorder::CanaryStatus>());
+        eprintln!("CanaryRecorder: {}", std::mem::size_of::<CanaryRecorder>());
+    }
 }

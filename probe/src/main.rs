@@ -285,7 +285,7 @@ async fn wait_for_signals(daemon: &Daemon, path: &Path) -> anyhow::Result<()> {
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => match Config::load(path) {
                 Ok(new) => {
-                    if new.listen != daemon.config().listen {
+                    if new.listen != daemon.listen() {
                         tracing::warn!("listen changed; it takes effect on restart");
                     }
                     daemon.reload(new).await;

@@ -73,12 +73,12 @@ async fn probe(
     Query(params): Query<ProbeParams>,
     headers: HeaderMap,
 ) -> Response {
-    let config = daemon.config();
+    let modules = daemon.modules();
     let module = match params.module.as_deref() {
-        Some(name) => match config.canary(name) {
+        Some(name) => match modules.iter().find(|c| c.name == name) {
             Some(m) => m.clone(),
             None => {
-                let known: Vec<&str> = config.canaries.iter().map(|c| c.name.as_str()).collect();
+                let known: Vec<&str> = modules.iter().map(|c| c.name.as_str()).collect();
                 return bad_request(format!(
                     "unknown module {:?}; modules are the configured canaries: {}",
                     name,
@@ -86,7 +86,7 @@ async fn probe(
                 ));
             }
         },
-        None if config.canaries.len() == 1 => config.canaries[0].clone(),
+        None if modules.len() == 1 => modules[0].clone(),
         None => {
             return bad_request("module is required when more than one canary is configured".into())
         }
