@@ -48,6 +48,7 @@ enum Command {
     #[command(after_help = "Examples:
   wsmon-probe once -c probe.yaml
   wsmon-probe once -c probe.yaml --canary feed --duration 10s --format json
+  wsmon-probe once -c probe.yaml --until-first-payload --duration 10s --format json
   wsmon-probe once -c probe.yaml --format prom --textfile /var/lib/node_exporter/textfile
   wsmon-probe once -c probe.yaml --push http://pushgateway:9091")]
     Once {
@@ -60,6 +61,19 @@ enum Command {
         /// Upper bound on each canary's run; a stream-ending fault stops it earlier.
         #[arg(long, default_value = "30s", value_parser = duration)]
         duration: Duration,
+        /// Pass each canary as soon as its first data message arrives and passes its checks
+        ///
+        /// The canary then closes with 1000 "probe finished", as the daemon's /probe does,
+        /// instead of holding the stream for --duration. --duration still bounds the wait:
+        /// no data message within it fails with first_payload_timeout.
+        ///
+        /// Use it for a frequent "does it connect and deliver?" cron check that should take
+        /// about one round trip. Leave it off when the check must hold the stream: sequence
+        /// gaps, stalls, heartbeats, head checks and publish round trips need time and are
+        /// not exercised with it. Any first message counts, such as the acknowledgement of
+        /// an on_open subscribe.
+        #[arg(long, verbatim_doc_comment)]
+        until_first_payload: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         /// Also write DIR/wsmon-probe.prom atomically, for node_exporter's textfile collector.
@@ -186,6 +200,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             config,
             canaries,
             duration,
+            until_first_payload,
             format,
             textfile,
             push,
@@ -210,7 +225,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 selected = c.canaries.clone();
             }
             let registry = prometheus::Registry::new();
-            let runs = once::run(&selected, duration, &registry).await?;
+            let runs = once::run_with(&selected, duration, until_first_payload, &registry).await?;
             match format {
                 Format::Text => print!("{}", report::text(&runs)),
                 Format::Json => print!("{}", report::json_lines(&runs)),

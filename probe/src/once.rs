@@ -2,6 +2,8 @@
 //!
 //! A fault that ends the stream ends that canary's run early with that verdict; `duration` is an
 //! upper bound, not a promise to keep retrying. When several faults occur, the first one wins.
+//! With `stop_after_first_payload` (`--until-first-payload`) a run also ends, successfully
+//! unless a check failed, once the first data message has been checked, as `/probe` does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +38,17 @@ pub async fn run(
     duration: Duration,
     registry: &Registry,
 ) -> Result<Vec<CanaryRun>, prometheus::Error> {
+    run_with(canaries, duration, false, registry).await
+}
+
+/// As [`run`]; with `stop_after_first_payload` each canary closes with 1000 as soon as its first
+/// data message has been checked, and `duration` only bounds the wait for it.
+pub async fn run_with(
+    canaries: &[CanaryConfig],
+    duration: Duration,
+    stop_after_first_payload: bool,
+    registry: &Registry,
+) -> Result<Vec<CanaryRun>, prometheus::Error> {
     let recorders: Vec<Arc<CanaryRecorder>> = canaries
         .iter()
         .map(|cfg| {
@@ -52,7 +65,7 @@ pub async fn run(
         let limits = SessionLimits {
             shutdown: CancellationToken::new(),
             until: Some(Instant::now() + duration),
-            stop_after_first_payload: false,
+            stop_after_first_payload,
         };
         run_one(cfg.clone(), recorder, limits)
     });
