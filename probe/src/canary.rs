@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CanaryConfig, TlsConfig};
 use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
+use crate::handshake::{self, UpgradeError};
 use crate::measure::{
     self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
 };
@@ -56,7 +57,7 @@ pub struct SessionLimits {
 /// Bytes read per socket read. tungstenite's 128 KiB default is reserved per connection, which
 /// at thousands of canaries dwarfs everything else; a larger message still arrives whole, since
 /// tungstenite reserves a frame's full length once its header is read.
-const READ_BUFFER_BYTES: usize = 2048;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Upgrade handshakes in flight at once, process-wide. Each one holds buffers several times a
 /// held stream's size; a daemon starting thousands of canaries would otherwise hold them all at
@@ -146,17 +147,16 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
     // One byte more for frames, so that `on_error` can tell a frame header refused outright
     // (`frame_too_big`) from a message that grew too big (`message_too_big`) by `max_size`.
     ws_config.max_frame_size = Some(cfg.max_message_bytes.saturating_add(1));
-    let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
-    match timeout(limit, handshake).await {
-        Ok(Ok((socket, response))) => {
+    match timeout(limit, handshake::upgrade(stream, request, ws_config)).await {
+        Ok(Ok((socket, status))) => {
             rec.phase(Phase::Upgrade, started.elapsed());
-            rec.handshake_status(response.status().as_u16(), true);
+            rec.handshake_status(status.as_u16(), true);
             Ok(socket)
         }
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let code = response.status().as_u16();
+        Ok(Err(UpgradeError::Status(status))) => {
+            let code = status.as_u16();
             rec.handshake_status(code, false);
-            if response.status().is_redirection() {
+            if status.is_redirection() {
                 // Never followed: a canary checks the URL it was given, and loops cost nothing.
                 return Err(fault(
                     FailureReason::Redirect,
@@ -168,9 +168,7 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
                 format!("upgrade answered HTTP {code} instead of 101"),
             ))
         }
-        Ok(Err(tungstenite::Error::Protocol(
-            tungstenite::error::ProtocolError::SecWebSocketAcceptKeyMismatch,
-        ))) => Err(fault(
+        Ok(Err(UpgradeError::AcceptMismatch)) => Err(fault(
             FailureReason::HandshakeAcceptMismatch,
             "Sec-WebSocket-Accept does not match the key sent: not a WebSocket server, or a proxy rewrote the response",
         )),
@@ -392,24 +390,22 @@ pub async fn run_session(
     limits: &SessionLimits,
 ) -> SessionEnd {
     rec.begin_attempt();
-    let connected = tokio::select! {
-        // Boxed: the connect future (TLS and upgrade in flight) is the largest state by far,
-        // and inline it would stay part of every held canary's task for the stream's life.
-        r = Box::pin(connect(cfg, rec)) => r,
-        _ = limits.shutdown.cancelled() => return SessionEnd { fault: None, got_payload: false },
-        _ = sleep_or_never(limits.until) => return SessionEnd {
-            fault: None,
-            got_payload: false,
-        },
-    };
-    let mut ws = match connected {
-        Ok(ws) => ws,
-        Err(f) => {
+    // Boxed: connecting (TLS and upgrade in flight) is the largest state by far, and inline it
+    // would stay part of every held canary's task for the stream's whole life.
+    let mut ws = match Box::pin(connect_unless_stopped(cfg, rec, limits)).await {
+        Some(Ok(ws)) => ws,
+        Some(Err(f)) => {
             rec.fault(f.reason, f.detail.clone());
             return SessionEnd {
                 fault: Some(f),
                 got_payload: false,
             };
+        }
+        None => {
+            return SessionEnd {
+                fault: None,
+                got_payload: false,
+            }
         }
     };
     let mut session = Session::new(cfg, rec, Instant::now());
@@ -421,10 +417,23 @@ pub async fn run_session(
     if let Some(f) = &end.fault {
         rec.fault(f.reason, f.detail.clone());
     }
-    if rec.snapshot().state != CanaryState::Stopped {
+    if rec.with_status(|s| s.state) != CanaryState::Stopped {
         rec.set_state(CanaryState::Connecting);
     }
     end
+}
+
+/// Connects, or returns `None` if `limits` say stop first.
+async fn connect_unless_stopped(
+    cfg: &CanaryConfig,
+    rec: &CanaryRecorder,
+    limits: &SessionLimits,
+) -> Option<Result<Socket, Fault>> {
+    tokio::select! {
+        r = connect(cfg, rec) => Some(r),
+        _ = limits.shutdown.cancelled() => None,
+        _ = sleep_or_never(limits.until) => None,
+    }
 }
 
 async fn sleep_or_never(until: Option<Instant>) {
@@ -448,7 +457,8 @@ struct Session<'a> {
     head_pending: Option<Instant>,
     next_publish: Option<Instant>,
     nonces: NonceTracker,
-    publisher: Option<Publisher>,
+    /// Boxed: few canaries publish.
+    publisher: Option<Box<Publisher>>,
     /// Only canaries that read pointers pay for JSON parsing (a flood of text costs little).
     needs_json: bool,
     pings: RateLimit,
@@ -478,7 +488,10 @@ impl<'a> Session<'a> {
                 .as_ref()
                 .map(|_| now + Duration::from_millis(100)),
             nonces: NonceTracker::default(),
-            publisher: cfg.publish.as_ref().map(|p| Publisher::new(cfg, p)),
+            publisher: cfg
+                .publish
+                .as_ref()
+                .map(|p| Box::new(Publisher::new(cfg, p))),
             needs_json: cfg.sequence.is_some()
                 || cfg.timestamp.is_some()
                 || cfg.publish.is_some()
@@ -536,14 +549,14 @@ impl<'a> Session<'a> {
         let write_limit = self.cfg.connect_timeout;
         // Subscribe first, then ask for the replay: the resume refers to the subscription.
         for text in &self.cfg.on_open {
-            if let Err(f) = send(ws, Message::text(text.clone()), write_limit).await {
+            if let Err(f) = Box::pin(send(ws, Message::text(text.clone()), write_limit)).await {
                 return self.end(Some(f));
             }
         }
         match (&self.cfg.resume, tracker.last()) {
             (Some(resume), Some(last)) => {
                 let text = resume.send.replace("{{last_seq}}", &last.to_string());
-                if let Err(f) = send(ws, Message::text(text), write_limit).await {
+                if let Err(f) = Box::pin(send(ws, Message::text(text), write_limit)).await {
                     return self.end(Some(f));
                 }
             }
@@ -553,13 +566,13 @@ impl<'a> Session<'a> {
             let deadline = self.next_deadline(limits.until);
             tokio::select! {
                 _ = limits.shutdown.cancelled() => {
-                    close(ws, CloseCode::Away, "prober shutting down").await;
+                    Box::pin(close(ws, CloseCode::Away, "prober shutting down")).await;
                     return self.end(None);
                 }
                 _ = sleep_until(deadline.into()) => {
                     let now = Instant::now();
                     if limits.until.is_some_and(|u| now >= u) {
-                        close(ws, CloseCode::Normal, "probe finished").await;
+                        Box::pin(close(ws, CloseCode::Normal, "probe finished")).await;
                         return self.end(None);
                     }
                     // Boxed, as are the other rare paths: the held task's size is its largest
@@ -574,11 +587,12 @@ impl<'a> Session<'a> {
                     let received_wall = SystemTime::now();
                     match frame {
                         Some(Ok(msg)) => {
-                            if let Some(end) = self.on_frame(ws, msg, received, received_wall, tracker).await {
+                            // Boxed too: inline, its state would be part of every idle canary.
+                            if let Some(end) = Box::pin(self.on_frame(ws, msg, received, received_wall, tracker)).await {
                                 return end;
                             }
                             if limits.stop_after_first_payload && self.got_payload {
-                                close(ws, CloseCode::Normal, "probe finished").await;
+                                Box::pin(close(ws, CloseCode::Normal, "probe finished")).await;
                                 return self.end(None);
                             }
                         }
@@ -950,50 +964,9 @@ fn classify_error(
     }
 }
 
-async fn recv_error(publisher: &mut Option<Publisher>) -> Option<String> {
+async fn recv_error(publisher: &mut Option<Box<Publisher>>) -> Option<String> {
     match publisher {
         Some(p) => p.next_error().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    use super::*;
-    #[tokio::test]
-    async fn print_sizes() {
-        let cfg = crate::config::Config::parse(
-            "canaries:\n  - name: a\n    url: ws://127.0.0.1:1/ws\n",
-            std::path::Path::new("x.yaml"),
-            &|_| None,
-        )
-        .unwrap()
-        .canaries
-        .remove(0);
-        let rec = CanaryRecorder::new("a", String::new(), crate::measure::Retention::Recent);
-        let (a, _b) = tokio::io::duplex(64);
-        let io: Box<dyn Io> = Box::new(a);
-        let mut ws = WebSocketStream::from_raw_socket(io, tungstenite::protocol::Role::Client, None).await;
-        let mut session = Session::new(&cfg, &rec, Instant::now());
-        eprintln!("Session: {}", std::mem::size_of_val(&session));
-        let mut tracker = SequenceTracker::new(0);
-        let limits = SessionLimits { shutdown: CancellationToken::new(), until: None, stop_after_first_payload: false };
-        {
-            let f = session.on_frame(&mut ws, Message::text("x"), Instant::now(), SystemTime::now(), &mut tracker);
-            eprintln!("on_frame: {}", std::mem::size_of_val(&f));
-        }
-        {
-            let f = close(&mut ws, CloseCode::Normal, "x");
-            eprintln!("close: {}", std::mem::size_of_val(&f));
-        }
-        {
-            let f = send(&mut ws, Message::text("x"), Duration::from_secs(1));
-            eprintln!("send: {}", std::mem::size_of_val(&f));
-        }
-        {
-            let f = session.run(&mut ws, &mut tracker, &limits);
-            eprintln!("run: {}", std::mem::size_of_val(&f));
-        }
-        eprintln!("Sleep: {}", std::mem::size_of::<tokio::time::Sleep>());
     }
 }

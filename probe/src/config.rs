@@ -304,8 +304,9 @@ pub struct CanaryConfig {
     pub timestamp: Option<TimestampConfig>,
     pub max_silence: Option<Duration>,
     pub heartbeat: Option<HeartbeatConfig>,
-    pub head_check: Option<HeadCheckConfig>,
-    pub publish: Option<PublishConfig>,
+    // Boxed: most canaries have neither, and inline they were a third of every canary's config.
+    pub head_check: Option<Box<HeadCheckConfig>>,
+    pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
 }
 
@@ -1043,8 +1044,12 @@ impl<'a> Cx<'a> {
                     .unwrap_or(every),
             })
         })?;
-        c.head_check = self.opt(&f, "head_check", |n, k| self.head_check(n, k))?;
-        c.publish = self.opt(&f, "publish", |n, k| self.publish(n, k))?;
+        c.head_check = self
+            .opt(&f, "head_check", |n, k| self.head_check(n, k))?
+            .map(Box::new);
+        c.publish = self
+            .opt(&f, "publish", |n, k| self.publish(n, k))?
+            .map(Box::new);
         c.resume = self.opt(&f, "resume", |n, k| {
             let f = self.fields(n, k, &["send"])?;
             let send = self.req(&f, "send", "a message template", |n, k| {

@@ -28,7 +28,7 @@ pub fn feed_canary(feed: SocketAddr) -> CanaryConfig {
         every: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
     });
-    c.head_check = Some(HeadCheckConfig {
+    c.head_check = Some(Box::new(HeadCheckConfig {
         send: r#"{"op":"head"}"#.into(),
         pointer: "/seq".into(),
         reply: Some(MatchRule {
@@ -38,8 +38,8 @@ pub fn feed_canary(feed: SocketAddr) -> CanaryConfig {
         every: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
         max_lag: None,
-    });
-    c.publish = Some(PublishConfig {
+    }));
+    c.publish = Some(Box::new(PublishConfig {
         via: PublishVia::Http(HttpPublishConfig {
             url: TargetUrl::parse(&format!("http://{feed}/publish")).expect("valid URL"),
             method: "POST".into(),
@@ -49,7 +49,7 @@ pub fn feed_canary(feed: SocketAddr) -> CanaryConfig {
         every: Duration::from_secs(1),
         match_pointer: "/nonce".into(),
         timeout: Duration::from_secs(2),
-    });
+    }));
     c
 }
 

@@ -36,6 +36,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod failure;
+pub mod handshake;
 pub mod http;
 pub mod measure;
 pub mod metrics;
