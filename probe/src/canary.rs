@@ -25,7 +25,7 @@ use crate::handshake::{self, UpgradeError};
 use crate::measure::{
     self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
 };
-use crate::publish::Publisher;
+use crate::publish::{PublishFailure, Publisher};
 use crate::recorder::{CanaryRecorder, CanaryState, Phase};
 
 /// Anything the WebSocket can run over: plain TCP or TLS.
@@ -603,8 +603,10 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
-                Some(detail) = recv_error(&mut self.publisher) => {
-                    self.rec.fault(FailureReason::PublishError, detail);
+                Some(failure) = recv_error(&mut self.publisher) => {
+                    // Never sent, so it is an error and not also a timeout.
+                    self.nonces.forget(&failure.nonce);
+                    self.rec.fault(FailureReason::PublishError, failure.detail);
                 }
             }
         }
@@ -964,7 +966,7 @@ fn classify_error(
     }
 }
 
-async fn recv_error(publisher: &mut Option<Box<Publisher>>) -> Option<String> {
+async fn recv_error(publisher: &mut Option<Box<Publisher>>) -> Option<PublishFailure> {
     match publisher {
         Some(p) => p.next_error().await,
         None => std::future::pending().await,

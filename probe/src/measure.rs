@@ -475,6 +475,11 @@ impl NonceTracker {
             .map(|at| received.saturating_duration_since(at))
     }
 
+    /// Drops a nonce whose publish failed, so that it is not also counted as timed out.
+    pub fn forget(&mut self, nonce: &str) {
+        self.pending.remove(nonce);
+    }
+
     /// Drops nonces older than `timeout`; returns how many timed out.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
         let before = self.pending.len();

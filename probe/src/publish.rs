@@ -35,11 +35,18 @@ enum Path {
     WebSocket(UnboundedSender<String>),
 }
 
+/// A publish that failed outright: its nonce was never sent, so it cannot also time out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishFailure {
+    pub nonce: String,
+    pub detail: String,
+}
+
 /// One session's publisher.
 pub struct Publisher {
     path: Path,
-    errors_tx: UnboundedSender<String>,
-    errors_rx: UnboundedReceiver<String>,
+    errors_tx: UnboundedSender<PublishFailure>,
+    errors_rx: UnboundedReceiver<PublishFailure>,
 }
 
 impl Publisher {
@@ -82,7 +89,7 @@ impl Publisher {
         }
     }
 
-    pub async fn next_error(&mut self) -> Option<String> {
+    pub async fn next_error(&mut self) -> Option<PublishFailure> {
         self.errors_rx.recv().await
     }
 
@@ -100,6 +107,7 @@ impl Publisher {
         let req = req.body(body);
         let errors = self.errors_tx.clone();
         let target = cfg.url.redacted();
+        let nonce = nonce.to_string();
         tokio::spawn(async move {
             let detail = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return,
@@ -112,7 +120,7 @@ impl Publisher {
                 Err(e) if e.is_connect() => format!("publish to {target} could not connect"),
                 Err(_) => format!("publish to {target} failed"),
             };
-            let _ = errors.send(detail);
+            let _ = errors.send(PublishFailure { nonce, detail });
         });
     }
 }
@@ -131,7 +139,7 @@ fn publish_socket_config(canary: &CanaryConfig, ws: &WsPublishConfig) -> (Canary
 async fn hold_publish_socket(
     (cfg, template): (CanaryConfig, String),
     mut nonces: UnboundedReceiver<String>,
-    errors: UnboundedSender<String>,
+    errors: UnboundedSender<PublishFailure>,
 ) {
     // Phases of this connection are not the canary's: record them nowhere.
     let scratch = Arc::new(CanaryRecorder::new(
@@ -149,7 +157,8 @@ async fn hold_publish_socket(
                     match canary::connect(&cfg, &scratch).await {
                         Ok(s) => socket = Some(s),
                         Err(f) => {
-                            let _ = errors.send(format!("publish connection to {target} failed: {}", f.reason));
+                            let detail = format!("publish connection to {target} failed: {}", f.reason);
+                            let _ = errors.send(PublishFailure { nonce, detail });
                             continue;
                         }
                     }
@@ -157,7 +166,8 @@ async fn hold_publish_socket(
                 let ws = socket.as_mut().expect("connected above");
                 let text = render_nonce(&template, &nonce);
                 if let Err(f) = canary::send(ws, Message::text(text), cfg.connect_timeout).await {
-                    let _ = errors.send(format!("publish to {target} failed: {}", f.detail));
+                    let detail = format!("publish to {target} failed: {}", f.detail);
+                    let _ = errors.send(PublishFailure { nonce, detail });
                     socket = None;
                 }
             }

@@ -482,6 +482,9 @@ async fn a_failing_publish_endpoint_is_publish_error() {
             .contains("answered HTTP 500"),
         "{v}"
     );
+    // Refused publishes were never sent: they are errors, not also timeouts (400 ms here).
+    assert!(v["publishes"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["publish_timeouts"], 0, "{v}");
 }
 
 #[tokio::test]
