@@ -74,7 +74,7 @@ fn spawn_probe(dir: &Path, url: &str, n: usize) -> anyhow::Result<Child> {
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true);
-    Ok(cmd.spawn().context("starting wsmon-probe daemon")?)
+    cmd.spawn().context("starting wsmon-probe daemon")
 }
 
 fn spawn_k6(dir: &Path, url: &str, n: usize) -> anyhow::Result<Child> {
@@ -91,7 +91,7 @@ fn spawn_k6(dir: &Path, url: &str, n: usize) -> anyhow::Result<Child> {
         // Being stopped by SIGTERM makes k6 warn once per pending timer.
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    Ok(cmd.spawn().context("starting k6")?)
+    cmd.spawn().context("starting k6")
 }
 
 async fn stop(mut child: Child) {

@@ -78,15 +78,15 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let target = want.min(lim.rlim_max as u64);
-    if (lim.rlim_cur as u64) < target {
+    let target = want.min(lim.rlim_max);
+    if lim.rlim_cur < target {
         lim.rlim_cur = target as libc::rlim_t;
         // SAFETY: `lim` is a valid rlimit no larger than the hard limit.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ where
     let started = Instant::now();
     let route_metrics = wsmon.inner.metrics.route(route);
     let precheck = wsmon.clone();
+    // tungstenite's `Callback` fixes this signature, large error variant included.
+    #[allow(clippy::result_large_err)]
     let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         match precheck.precheck(req.headers()) {
             None => Ok(resp),
