@@ -373,7 +373,7 @@ metric!(
     Counter,
     [CANARY],
     NONE,
-    "Published nonces that did not arrive on the stream within the timeout."
+    "Published nonces that did not arrive on the stream within the timeout, or whose publish was refused."
 );
 metric!(
     CANARY_MESSAGES_TOTAL,

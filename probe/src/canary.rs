@@ -604,8 +604,11 @@ impl<'a> Session<'a> {
                     }
                 }
                 Some(failure) = recv_error(&mut self.publisher) => {
-                    // Never sent, so it is an error and not also a timeout.
-                    self.nonces.forget(&failure.nonce);
+                    // The nonce can never arrive: undelivered now (the e2e SLI counts it bad),
+                    // and its fault is the refusal, not a later timeout as well.
+                    if self.nonces.forget(&failure.nonce) {
+                        self.rec.publish_timeouts(1);
+                    }
                     self.rec.fault(FailureReason::PublishError, failure.detail);
                 }
             }

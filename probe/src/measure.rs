@@ -475,9 +475,10 @@ impl NonceTracker {
             .map(|at| received.saturating_duration_since(at))
     }
 
-    /// Drops a nonce whose publish failed, so that it is not also counted as timed out.
-    pub fn forget(&mut self, nonce: &str) {
-        self.pending.remove(nonce);
+    /// Drops a nonce whose publish failed, so that it does not time out later as well;
+    /// `false` if it was not pending (it arrived or expired already).
+    pub fn forget(&mut self, nonce: &str) -> bool {
+        self.pending.remove(nonce).is_some()
     }
 
     /// Drops nonces older than `timeout`; returns how many timed out.
