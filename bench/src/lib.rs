@@ -7,6 +7,7 @@
 
 pub mod accuracy;
 pub mod cold_start;
+pub mod counted;
 pub mod feed_host;
 pub mod footprint;
 pub mod instructions;
@@ -20,6 +21,7 @@ pub mod scrape;
 pub mod server;
 pub mod summary;
 pub mod sys;
+pub mod syscalls;
 pub mod wire;
 
 /// Logs to stderr (stdout carries the reports), `warn` unless `RUST_LOG` says otherwise.
