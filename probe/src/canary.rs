@@ -655,10 +655,13 @@ impl<'a> Session<'a> {
                 if self.ping_pending.is_none() {
                     self.ping_counter += 1;
                     let payload = self.ping_counter.to_be_bytes().to_vec();
+                    // Stamped before the write, as ping(8) does: on loopback the write itself
+                    // delivers the frame and wakes the server, which is part of the trip.
+                    let sent = Instant::now();
                     if let Err(f) = send(ws, Message::Ping(payload.into()), write_limit).await {
                         return Some(self.end(Some(f)));
                     }
-                    self.ping_pending = Some((self.ping_counter, Instant::now()));
+                    self.ping_pending = Some((self.ping_counter, sent));
                 }
             }
         }
