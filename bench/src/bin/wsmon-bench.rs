@@ -46,6 +46,9 @@ struct Cli {
     command: String,
 }
 
+/// Benchmark 1's fixed-phase rate, which 1b also uses to scale the OTLP export's cost.
+const OVERHEAD_DELIVERIES: f64 = 20_000.0;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     wsmon_bench::init_tracing();
@@ -62,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
             warmup_secs: 1.0,
             fixed_secs: if cli.quick { 1.5 } else { 4.0 },
             saturate_secs: if cli.quick { 1.5 } else { 4.0 },
-            fixed_deliveries: 20_000.0,
+            fixed_deliveries: OVERHEAD_DELIVERIES,
         };
         eprintln!("== benchmark 1: middleware overhead");
         let trials = overhead::run(&opts).await?;
@@ -77,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             deliveries: 500.0,
             short_secs: 2.0,
             long_secs: if cli.quick { 4.0 } else { 10.0 },
+            compare_deliveries: OVERHEAD_DELIVERIES,
         };
         eprintln!("== benchmark 1b: instructions per message under callgrind");
         let counts = instructions::run(&opts).await?;
