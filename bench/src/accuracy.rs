@@ -132,13 +132,11 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 /// The prober's heartbeat interval in this benchmark's canary.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
 
-/// Median round trip of a 2-byte ping-pong over a loopback TCP socket, µs, with `spacing`
-/// between pings. Spaced pings find both ends asleep, as the prober's heartbeat does, and a
-/// wake-up costs tens of µs on an idle machine; back-to-back pings do not pay it.
-pub fn raw_tcp_rtt_us(iterations: usize, spacing: Duration) -> anyhow::Result<f64> {
+/// A loopback TCP echo of 2-byte pings, on a thread, for one client; returns its address.
+pub fn tcp_echo() -> anyhow::Result<SocketAddr> {
     let listener = StdListener::bind("127.0.0.1:0")?;
-    let addr: SocketAddr = listener.local_addr()?;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || -> std::io::Result<()> {
         let (mut s, _) = listener.accept()?;
         s.set_nodelay(true)?;
         let mut buf = [0u8; 2];
@@ -147,6 +145,17 @@ pub fn raw_tcp_rtt_us(iterations: usize, spacing: Duration) -> anyhow::Result<f6
         }
         Ok(())
     });
+    Ok(addr)
+}
+
+/// Median round trip, µs, of `iterations` 2-byte pings to the echo at `addr`, with `spacing`
+/// between them. Spaced pings find both ends asleep, as the prober's heartbeat does, and a
+/// wake-up costs tens of µs on an idle machine; back-to-back pings do not pay it.
+pub fn tcp_ping_p50_us(
+    addr: SocketAddr,
+    iterations: usize,
+    spacing: Duration,
+) -> anyhow::Result<f64> {
     let mut c = StdStream::connect(addr)?;
     c.set_nodelay(true)?;
     let mut buf = [0u8; 2];
@@ -158,9 +167,29 @@ pub fn raw_tcp_rtt_us(iterations: usize, spacing: Duration) -> anyhow::Result<f6
         c.read_exact(&mut buf)?;
         rtts.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    drop(c);
-    let _ = echo.join();
     Ok(quantile(&mut rtts, 0.5))
+}
+
+/// The raw TCP baseline in the prober's topology: the echo in this process (as the accuracy
+/// server is), the pinging client in a process of its own (`wsmon-bench-ping`, as the prober
+/// is). A round trip between processes costs more than one between threads of one process.
+async fn raw_tcp_rtt_us(iterations: usize, spacing: Duration) -> anyhow::Result<f64> {
+    let addr = tcp_echo()?;
+    let mut ping = Command::new(procs::sibling("wsmon-bench-ping")?);
+    ping.arg("--addr")
+        .arg(addr.to_string())
+        .arg("--count")
+        .arg(iterations.to_string())
+        .arg("--spacing-us")
+        .arg(spacing.as_micros().to_string());
+    let (child, out) = procs::spawn_piped(&mut ping)?;
+    let budget = Duration::from_secs(30) + spacing * iterations as u32;
+    let report: Value = procs::last_json(child, out, budget)
+        .await
+        .context("wsmon-bench-ping")?;
+    report["p50_us"]
+        .as_f64()
+        .context("wsmon-bench-ping printed no p50_us")
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Results> {
@@ -174,8 +203,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Results> {
     let config = dir.join("accuracy.yaml");
     std::fs::write(&config, probe_config(&url))?;
     let probe = procs::sibling("wsmon-probe")?;
-    let raw_tcp_rtt_busy_p50_us = raw_tcp_rtt_us(5_000, Duration::ZERO)?;
-    let raw_tcp_rtt_p50_us = raw_tcp_rtt_us(50, HEARTBEAT_EVERY)?;
+    let raw_tcp_rtt_busy_p50_us = raw_tcp_rtt_us(5_000, Duration::ZERO).await?;
+    let raw_tcp_rtt_p50_us = raw_tcp_rtt_us(50, HEARTBEAT_EVERY).await?;
     let mut runs = Vec::new();
     for &d in &opts.first_payload_delays {
         for _ in 0..opts.runs {
@@ -297,8 +326,9 @@ pub fn report(r: &Results, opts: &Options) -> String {
     );
     let added = rtt.map(|s| s.median - r.raw_tcp_rtt_p50_us);
     out.push_str(&format!(
-        "\nRound trip: raw TCP ping-pong on loopback p50 {:.0} µs with pings {} ms apart like \
-         the heartbeat ({:.0} µs back to back, when neither end sleeps between pings); the \
+        "\nRound trip: raw TCP ping-pong on loopback between two processes (`wsmon-bench-ping` \
+         against an echo in the orchestrator, the prober's topology) p50 {:.0} µs with pings \
+         {} ms apart like the heartbeat ({:.0} µs back to back, when neither end sleeps between pings); the \
          prober's WebSocket ping RTT p50 {} µs (median (min–max) over runs), so the prober adds \
          {} µs (target ≤ 100 µs: **{}**). The WebSocket figure includes the server's own pong \
          handling.\n",
@@ -322,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_loopback_round_trip_is_measurable() {
-        let rtt = raw_tcp_rtt_us(50, Duration::ZERO).unwrap();
+        let rtt = tcp_ping_p50_us(tcp_echo().unwrap(), 50, Duration::ZERO).unwrap();
         assert!(rtt > 0.0 && rtt < 1_000_000.0, "rtt {rtt}");
     }
 

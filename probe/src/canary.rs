@@ -5,6 +5,7 @@
 //! never hang it.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -355,7 +356,14 @@ fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
 
 /// Writes bounded by `limit`: a peer that stops reading must not wedge the canary.
 pub(crate) async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Fault> {
-    match timeout(limit, ws.send(msg)).await {
+    let mut sending = std::pin::pin!(ws.send(msg));
+    // Most writes complete at once. Arming the timer first would wake the runtime's timer
+    // thread on every send, which a heartbeat's round trip would then include.
+    let sent = match futures_util::poll!(&mut sending) {
+        Poll::Ready(r) => Ok(r),
+        Poll::Pending => timeout(limit, sending).await,
+    };
+    match sent {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(fault(FailureReason::Closed, format!("sending failed: {e}"))),
         Err(_) => Err(fault(
