@@ -4,24 +4,39 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use tokio::process::Command;
 
 use crate::procs;
 use crate::server::Mode;
-use crate::wire::{LoadReport, ServerReport};
+use crate::wire::ServerReport;
+
+/// What a counted benchmark runs: N connections at a fixed offered rate, for two lengths.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub connections: usize,
+    /// Offered deliveries per second; modest, since the tool slows the server.
+    pub deliveries: f64,
+    /// The two fixed-phase lengths whose difference is measured.
+    pub short_secs: f64,
+    pub long_secs: f64,
+}
 
 #[derive(Debug, Clone)]
 pub struct FixedRun<'a> {
     pub mode: Mode,
-    pub connections: usize,
-    /// Offered deliveries per second in the fixed phase.
-    pub deliveries: f64,
     pub secs: f64,
+    pub opts: &'a Options,
     /// Where `instrumented-otlp` exports.
-    pub otlp_url: Option<&'a str>,
+    pub otlp_url: &'a str,
     /// How many times slower than native the tool makes the server, to size the time limits.
     pub slowdown: f64,
+}
+
+/// A count per message between a short and a long run: `(count, messages)` each. The
+/// difference removes start-up and per-connection work.
+pub fn slope(short: (u64, u64), long: (u64, u64)) -> f64 {
+    (long.0 as f64 - short.0 as f64) / (long.1 as f64 - short.1 as f64)
 }
 
 /// Appends the server and its arguments to `tool` (the counting command and its own
@@ -30,7 +45,7 @@ pub struct FixedRun<'a> {
 pub async fn run(mut tool: Command, r: &FixedRun<'_>) -> anyhow::Result<(u64, ServerReport)> {
     tool.arg(procs::sibling("wsmon-bench-server")?)
         .args(["--mode", r.mode.as_str(), "--connections"])
-        .arg(r.connections.to_string())
+        .arg(r.opts.connections.to_string())
         .args([
             "--warmup-secs",
             "0.5",
@@ -40,33 +55,16 @@ pub async fn run(mut tool: Command, r: &FixedRun<'_>) -> anyhow::Result<(u64, Se
         ])
         .arg(r.secs.to_string())
         .arg("--fixed-deliveries")
-        .arg(r.deliveries.to_string());
-    if let Some(url) = r.otlp_url {
-        tool.args(["--otlp-endpoint", url]);
-    }
-    let (server, mut server_out) = procs::spawn_piped(&mut tool)?;
-    let addr =
-        procs::read_line_starting(&mut server_out, "LISTEN ", Duration::from_secs(60)).await?;
-    let mut load = Command::new(procs::sibling("wsmon-bench-load")?);
-    load.arg("--url")
-        .arg(format!("ws://{addr}/ws"))
-        .arg("--connections")
-        .arg(r.connections.to_string());
-    let (load, load_out) = procs::spawn_piped(&mut load)?;
+        .arg(r.opts.deliveries.to_string())
+        .args(["--otlp-endpoint", r.otlp_url]);
     let budget = Duration::from_secs_f64(60.0 + r.secs * r.slowdown);
-    let load: LoadReport = procs::last_json(load, load_out, budget)
-        .await
-        .context("the load process")?;
-    let server: ServerReport = procs::last_json(server, server_out, budget)
-        .await
-        .context("the server")?;
-    if load.connected != r.connections {
-        bail!(
-            "{} of {} connections established",
-            load.connected,
-            r.connections
-        );
-    }
+    let (load, server) = procs::drive_server(
+        &mut tool,
+        r.opts.connections,
+        Duration::from_secs(60),
+        budget,
+    )
+    .await?;
     let messages = load.phases.iter().map(|p| p.messages).sum();
     if messages == 0 {
         bail!("no message was delivered");

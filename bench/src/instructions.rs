@@ -10,21 +10,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio::process::Command;
 
-use crate::counted::{self, FixedRun};
+use crate::counted::{self, FixedRun, Options};
 use crate::markdown::Table;
 use crate::server::Mode;
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub connections: usize,
-    /// Offered deliveries per second; low, since callgrind slows the server some 50×.
-    pub deliveries: f64,
-    /// The two fixed-phase lengths whose difference is measured.
-    pub short_secs: f64,
-    pub long_secs: f64,
-    /// Benchmark 1's rate, at which the per-second export cost is also shown per message.
-    pub compare_deliveries: f64,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Count {
@@ -36,15 +24,12 @@ pub struct Count {
 impl Count {
     /// Instructions per message between the two runs.
     pub fn per_message(&self) -> f64 {
-        (self.long.0 as f64 - self.short.0 as f64) / (self.long.1 as f64 - self.short.1 as f64)
+        counted::slope(self.short, self.long)
     }
 }
 
 pub fn valgrind_available() -> bool {
-    std::process::Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    crate::procs::available("valgrind", "--version")
 }
 
 /// `(instructions, messages delivered)` for one run under callgrind.
@@ -62,10 +47,9 @@ async fn one(
         .arg(format!("--callgrind-out-file={}", out_file.display()));
     let fixed = FixedRun {
         mode,
-        connections: opts.connections,
-        deliveries: opts.deliveries,
         secs,
-        otlp_url: Some(otlp_url),
+        opts,
+        otlp_url,
         slowdown: 10.0,
     };
     let (messages, _) = counted::run(tool, &fixed).await?;
@@ -112,7 +96,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Count>> {
     Ok(counts)
 }
 
-pub fn report(counts: &[Count], opts: &Options) -> String {
+/// `compare_deliveries`: benchmark 1's rate, at which the per-second export cost is also
+/// shown per message.
+pub fn report(counts: &[Count], opts: &Options, compare_deliveries: f64) -> String {
     let mut out = String::from("### 1b. Instructions per message (callgrind)\n\n");
     out.push_str(&format!(
         "Counted, not timed, so steady on a noisy machine. The same server under \
@@ -149,8 +135,8 @@ pub fn report(counts: &[Count], opts: &Options) -> String {
                 o - b,
                 per_export,
                 opts.deliveries,
-                per_export / opts.compare_deliveries,
-                opts.compare_deliveries
+                per_export / compare_deliveries,
+                compare_deliveries
             ));
         }
     }

@@ -10,9 +10,9 @@ use tokio::process::Command;
 
 use crate::markdown::Table;
 use crate::procs;
-use crate::server::Mode;
+use crate::server::{Mode, AA_ROUND as ROUND, BARE, CONTROL};
 use crate::summary::{show, Spread};
-use crate::wire::{LoadReport, ServerReport, PHASE_FIXED, PHASE_SATURATE};
+use crate::wire::{PHASE_FIXED, PHASE_SATURATE};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -42,20 +42,8 @@ pub struct Trial {
     pub otlp_exports: u64,
 }
 
-/// One round: each server mode, plus bare a second time as an A/A control whose ratio to
-/// the first bare run shows how far this machine's noise alone moves a ratio.
-const ROUND: [(Mode, &str); 4] = [
-    (Mode::Bare, BARE),
-    (Mode::Instrumented, "instrumented"),
-    (Mode::InstrumentedOtlp, "instrumented-otlp"),
-    (Mode::Bare, CONTROL),
-];
-const BARE: &str = "bare";
-const CONTROL: &str = "bare (A/A control)";
-
 pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
     let server_bin = procs::sibling("wsmon-bench-server")?;
-    let load_bin = procs::sibling("wsmon-bench-load")?;
     let (otlp_url, received) = crate::otlp_sink::spawn().await?;
     let mut trials = Vec::new();
     for &n in &opts.connections {
@@ -67,7 +55,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
                 let mut attempt = 0;
                 let trial = loop {
                     attempt += 1;
-                    match one(&server_bin, &load_bin, mode, n, opts, &otlp_url).await {
+                    match one(&server_bin, mode, n, opts, &otlp_url).await {
                         Ok(t) => break Some(t),
                         Err(e) if attempt < 2 => {
                             tracing::warn!(error = %format!("{e:#}"), mode = mode.as_str(), n, "retrying a failed run")
@@ -101,7 +89,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
 
 async fn one(
     server_bin: &std::path::Path,
-    load_bin: &std::path::Path,
     mode: Mode,
     n: usize,
     opts: &Options,
@@ -124,28 +111,10 @@ async fn one(
         "--otlp-endpoint",
         otlp_url,
     ]);
-    let (server, mut server_out) = procs::spawn_piped(&mut server)?;
-    let addr =
-        procs::read_line_starting(&mut server_out, "LISTEN ", Duration::from_secs(10)).await?;
-    let mut load = Command::new(load_bin);
-    load.args([
-        "--url",
-        &format!("ws://{addr}/ws"),
-        "--connections",
-        &n.to_string(),
-    ]);
-    let (load, load_out) = procs::spawn_piped(&mut load)?;
     let budget =
         Duration::from_secs_f64(60.0 + opts.warmup_secs + opts.fixed_secs + opts.saturate_secs);
-    let load: LoadReport = procs::last_json(load, load_out, budget)
-        .await
-        .context("the load process")?;
-    let server: ServerReport = procs::last_json(server, server_out, budget)
-        .await
-        .context("the server")?;
-    if load.connected != n {
-        anyhow::bail!("{} of {n} connections established", load.connected);
-    }
+    let (load, server) =
+        procs::drive_server(&mut server, n, Duration::from_secs(10), budget).await?;
     let phase = |p: u8| {
         server
             .phases

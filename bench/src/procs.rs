@@ -114,3 +114,43 @@ pub async fn last_json<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_str(last).with_context(|| format!("parsing report line {last:?}"))
 }
+
+/// Starts the broadcast server (`server`, fully argued, possibly under a counting tool),
+/// waits for its `LISTEN` line, runs the load process with `connections` against it and
+/// returns both reports, each within `budget`. Errs unless every connection was made.
+pub async fn drive_server(
+    server: &mut Command,
+    connections: usize,
+    listen_within: Duration,
+    budget: Duration,
+) -> anyhow::Result<(crate::wire::LoadReport, crate::wire::ServerReport)> {
+    let (server, mut server_out) = spawn_piped(server)?;
+    let addr = read_line_starting(&mut server_out, "LISTEN ", listen_within).await?;
+    let mut load = Command::new(sibling("wsmon-bench-load")?);
+    load.arg("--url")
+        .arg(format!("ws://{addr}/ws"))
+        .arg("--connections")
+        .arg(connections.to_string());
+    let (load, load_out) = spawn_piped(&mut load)?;
+    let load: crate::wire::LoadReport = last_json(load, load_out, budget)
+        .await
+        .context("the load process")?;
+    let server: crate::wire::ServerReport = last_json(server, server_out, budget)
+        .await
+        .context("the server")?;
+    if load.connected != connections {
+        bail!(
+            "{} of {connections} connections established",
+            load.connected
+        );
+    }
+    Ok((load, server))
+}
+
+/// Whether `program` runs (`version_arg` is its harmless version flag).
+pub fn available(program: &str, version_arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -44,6 +44,17 @@ impl Mode {
     }
 }
 
+/// Each mode once, plus bare a second time as an A/A control: its ratio to the first bare
+/// run shows how far run-to-run variation alone moves a figure. Labels as reported.
+pub const AA_ROUND: [(Mode, &str); 4] = [
+    (Mode::Bare, BARE),
+    (Mode::Instrumented, "instrumented"),
+    (Mode::InstrumentedOtlp, "instrumented-otlp"),
+    (Mode::Bare, CONTROL),
+];
+pub const BARE: &str = "bare";
+pub const CONTROL: &str = "bare (A/A control)";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     #[arg(long, value_enum)]

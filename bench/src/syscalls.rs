@@ -12,30 +12,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio::process::Command;
 
-use crate::counted::{self, FixedRun};
+use crate::counted::{self, FixedRun, Options};
 use crate::markdown::Table;
-use crate::server::Mode;
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub connections: usize,
-    /// Offered deliveries per second; modest, since strace stops the server at every call.
-    pub deliveries: f64,
-    /// The two fixed-phase lengths whose difference is measured.
-    pub short_secs: f64,
-    pub long_secs: f64,
-}
-
-/// Each mode once, plus bare again as an A/A control: scheduler-driven calls (`futex`,
-/// `epoll_wait`) vary from run to run, and the control shows by how much.
-const ROUND: [(Mode, &str); 4] = [
-    (Mode::Bare, BARE),
-    (Mode::Instrumented, "instrumented"),
-    (Mode::InstrumentedOtlp, "instrumented-otlp"),
-    (Mode::Bare, CONTROL),
-];
-const BARE: &str = "bare";
-const CONTROL: &str = "bare (A/A control)";
+use crate::server::{Mode, AA_ROUND as ROUND, BARE, CONTROL};
 
 /// Rows below this many calls per message in every mode are left out of the table.
 const NEGLIGIBLE: f64 = 0.01;
@@ -110,20 +89,19 @@ pub struct Count {
 impl Count {
     /// Calls per message between the two runs, of one system call or (`None`) of all.
     pub fn per_message(&self, name: Option<&str>) -> f64 {
-        let calls = |r: &Run| match name {
-            Some(n) => r.summary.calls.get(n).copied().unwrap_or(0),
-            None => r.summary.total,
-        } as f64;
-        (calls(&self.long) - calls(&self.short))
-            / (self.long.messages as f64 - self.short.messages as f64)
+        let calls = |r: &Run| {
+            let count = match name {
+                Some(n) => r.summary.calls.get(n).copied().unwrap_or(0),
+                None => r.summary.total,
+            };
+            (count, r.messages)
+        };
+        counted::slope(calls(&self.short), calls(&self.long))
     }
 }
 
 pub fn strace_available() -> bool {
-    std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    crate::procs::available("strace", "-V")
 }
 
 async fn one(
@@ -138,10 +116,9 @@ async fn one(
     tool.args(["-f", "-q", "-c", "-o"]).arg(out_file);
     let fixed = FixedRun {
         mode,
-        connections: opts.connections,
-        deliveries: opts.deliveries,
         secs,
-        otlp_url: Some(otlp_url),
+        opts,
+        otlp_url,
         slowdown: 3.0,
     };
     let (messages, server) = counted::run(tool, &fixed)

@@ -8,7 +8,8 @@ use clap::{Parser, ValueEnum};
 use std::time::Duration;
 
 use wsmon_bench::{
-    accuracy, cold_start, footprint, instructions, machine, markdown, overhead, scrape, syscalls,
+    accuracy, cold_start, counted, footprint, instructions, machine, markdown, overhead, scrape,
+    syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,16 +76,15 @@ async fn main() -> anyhow::Result<()> {
         if !instructions::valgrind_available() {
             anyhow::bail!("valgrind is not installed (apt-get install valgrind); use --only to skip instructions");
         }
-        let opts = instructions::Options {
+        let opts = counted::Options {
             connections: 100,
             deliveries: 500.0,
             short_secs: 2.0,
             long_secs: if cli.quick { 4.0 } else { 10.0 },
-            compare_deliveries: OVERHEAD_DELIVERIES,
         };
         eprintln!("== benchmark 1b: instructions per message under callgrind");
         let counts = instructions::run(&opts).await?;
-        sections.push(instructions::report(&counts, &opts));
+        sections.push(instructions::report(&counts, &opts, OVERHEAD_DELIVERIES));
     }
     if wants(Bench::Syscalls) {
         if !syscalls::strace_available() {
@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
                 "strace is not installed (apt-get install strace); use --only to skip syscalls"
             );
         }
-        let opts = syscalls::Options {
+        let opts = counted::Options {
             connections: 100,
             deliveries: 1000.0,
             short_secs: 2.0,
