@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wsmon::catalog::{self, label};
-use wsmon::feed::{Feed, FeedConfig};
+use wsmon_feed::{Feed, FeedConfig};
 
 pub struct FeedHost {
     pub addr: SocketAddr,
@@ -25,7 +25,7 @@ impl FeedHost {
             ..FeedConfig::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, feed, _task) = wsmon::feed::spawn(
+        let (addr, feed, _task) = wsmon_feed::spawn(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             config,
             &registry,

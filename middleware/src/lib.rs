@@ -54,9 +54,6 @@ mod layer;
 #[cfg(feature = "axum")]
 mod upgrade;
 
-#[cfg(feature = "feed")]
-pub mod feed;
-
 pub use heartbeat::Heartbeat;
 pub(crate) use monitor::ConnectionConfig;
 pub use monitor::{RouteHandle, WsMon, WsMonBuilder};

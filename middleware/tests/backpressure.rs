@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use support::*;
 use tokio::net::TcpSocket;
-use wsmon::feed::FeedConfig;
 use wsmon::{OverflowPolicy, QueueConfig};
+use wsmon_feed::FeedConfig;
 
 const PAD: usize = 64 * 1024;
 

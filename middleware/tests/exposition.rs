@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use wsmon::feed::FeedConfig;
+use wsmon_feed::FeedConfig;
 
 const BEGIN: &str = "<!-- catalog:begin -->\n";
 const END: &str = "<!-- catalog:end -->";

@@ -10,8 +10,8 @@ use rand::Rng;
 use support::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use wsmon::feed::FeedConfig;
 use wsmon::WsMon;
+use wsmon_feed::FeedConfig;
 
 const UPGRADES: &str = "websocket_server_upgrades_total";
 const CLOSES_TOTAL: &str = "websocket_server_closes_total";

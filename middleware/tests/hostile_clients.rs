@@ -13,8 +13,8 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use wsmon::feed::FeedConfig;
 use wsmon::{Heartbeat, WsMon, WsMonBuilder};
+use wsmon_feed::FeedConfig;
 
 const CLOSES: &str = "websocket_server_closes_total";
 const LIMIT: usize = 1024;

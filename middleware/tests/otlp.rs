@@ -14,7 +14,7 @@ use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use wsmon::catalog::{self, Kind};
 use wsmon::export::otlp::{self, OtlpConfig, SecretValue};
-use wsmon::feed::FeedConfig;
+use wsmon_feed::FeedConfig;
 use wsmon_testkit::otlp_receiver;
 
 /// Connects, reads, publishes and closes, then waits for the feed to go quiet.
@@ -251,10 +251,10 @@ async fn unreachable_collector_drops_exports_without_blocking_the_server() {
 fn example_feed_binary() -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
-    let bin = target.join("debug/examples/feed");
+    let bin = target.join("debug/wsmon-feed");
     if !bin.exists() {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "wsmon", "--example", "feed"])
+            .args(["build", "-p", "wsmon-feed", "--bin", "wsmon-feed"])
             .current_dir(&root)
             .status()
             .unwrap();

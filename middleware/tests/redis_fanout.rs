@@ -12,7 +12,7 @@ use support::redis::RedisServer;
 use support::*;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
-use wsmon::feed::{Feed, FeedConfig};
+use wsmon_feed::{Feed, FeedConfig};
 
 /// A client's data messages, parsed, as they arrive.
 struct Subscriber {

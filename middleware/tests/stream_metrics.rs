@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::MaybeTlsStream;
-use wsmon::feed::FeedConfig;
 use wsmon::{Heartbeat, WsMon};
+use wsmon_feed::FeedConfig;
 
 const CLOSES: &str = "websocket_server_closes_total";
 

@@ -320,9 +320,9 @@ async fn run_demo(
     let feed_registry = prometheus::Registry::new();
     let stop_feed = tokio_util::sync::CancellationToken::new();
     let stop = stop_feed.clone();
-    let (feed_addr, _feed, feed_task) = wsmon::feed::spawn(
+    let (feed_addr, _feed, feed_task) = wsmon_feed::spawn(
         feed_listen,
-        wsmon::feed::FeedConfig::default(),
+        wsmon_feed::FeedConfig::default(),
         &feed_registry,
         async move { stop.cancelled().await },
     )

@@ -24,8 +24,8 @@ use support::prometheus::Prometheus;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
-use wsmon::feed::{self, Feed, FeedConfig};
 use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
+use wsmon_feed::{self as feed, Feed, FeedConfig};
 use wsmon_tests::dashboard::Dashboard;
 use wsmon_tests::{promql, repo};
 

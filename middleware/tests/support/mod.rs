@@ -20,8 +20,8 @@ use prometheus::Registry;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsmon::feed::{self, Feed, FeedConfig};
 use wsmon::{WebSocketUpgrade, WsMon, WsMonBuilder};
+use wsmon_feed::{self as feed, Feed, FeedConfig};
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -31,11 +31,11 @@ impl Drop for Feed {
 pub async fn feed(rate: f64) -> Feed {
     let registry = prometheus::Registry::new();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = wsmon::feed::FeedConfig {
+    let config = wsmon_feed::FeedConfig {
         rate,
         ..Default::default()
     };
-    let (addr, _feed, _task) = wsmon::feed::spawn(
+    let (addr, _feed, _task) = wsmon_feed::spawn(
         "127.0.0.1:0".parse().unwrap(),
         config,
         &registry,

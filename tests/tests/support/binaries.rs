@@ -27,6 +27,8 @@ pub fn wsmon_probe() -> PathBuf {
         sources: &[
             "probe/src",
             "probe/Cargo.toml",
+            "feed/src",
+            "feed/Cargo.toml",
             "middleware/src",
             "middleware/Cargo.toml",
             "Cargo.lock",
@@ -35,14 +37,15 @@ pub fn wsmon_probe() -> PathBuf {
     .locate()
 }
 
-/// The example feed (`cargo run -p wsmon --example feed`), as a process a test can `kill -9`.
+/// The example feed (`cargo run -p wsmon-feed`), as a process a test can `kill -9`.
 pub fn example_feed() -> PathBuf {
     WorkspaceBinary {
-        path: "examples/feed",
-        build: &["-p", "wsmon", "--example", "feed"],
+        path: "wsmon-feed",
+        build: &["-p", "wsmon-feed", "--bin", "wsmon-feed"],
         sources: &[
+            "feed/src",
+            "feed/Cargo.toml",
             "middleware/src",
-            "middleware/examples/feed.rs",
             "middleware/Cargo.toml",
             "Cargo.lock",
         ],

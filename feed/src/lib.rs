@@ -27,14 +27,14 @@ use tokio::net::TcpListener;
 
 use self::redis::{PublishError, RedisBus};
 
-use crate::{Heartbeat, QueueConfig, WsMon};
+use wsmon::{Heartbeat, QueueConfig, WsMon};
 
 pub use hub::Hub;
 
 /// The route template of the feed's WebSocket endpoint.
 pub const WS_ROUTE: &str = "/ws";
 
-/// Feed settings; the defaults match `cargo run -p wsmon --example feed`.
+/// Feed settings; the defaults match `cargo run -p wsmon-feed`.
 #[derive(Clone)]
 pub struct FeedConfig {
     /// Ticks per second; 0 disables the ticker.
@@ -97,7 +97,7 @@ pub struct Feed {
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     #[error(transparent)]
-    Metrics(#[from] crate::Error),
+    Metrics(#[from] wsmon::Error),
     #[error("invalid redis URL {url:?} (expected redis://host:port/db): {source}")]
     RedisUrl {
         url: String,

@@ -1,7 +1,7 @@
 //! The instrumented example broadcast feed.
 //!
 //! ```text
-//! cargo run --release -p wsmon --example feed -- --listen 127.0.0.1:8080 --rate 10
+//! cargo run --release -p wsmon-feed -- --listen 127.0.0.1:8080 --rate 10
 //! ```
 
 use std::net::SocketAddr;
@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use wsmon::feed::{self, FeedConfig};
 use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
+use wsmon_feed::{self as feed, FeedConfig};
 
 #[derive(Parser, Debug)]
 #[command(
     about = "Instrumented WebSocket broadcast feed (the wsmon demo target)",
-    after_help = "Examples:\n  feed --listen 127.0.0.1:8080 --rate 10\n  \
-                  feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
-                  feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
+    after_help = "Examples:\n  wsmon-feed --listen 127.0.0.1:8080 --rate 10\n  \
+                  wsmon-feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
+                  wsmon-feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
                   Endpoints: GET /ws (WebSocket), POST /publish (JSON object), GET /metrics"
 )]
 struct Args {

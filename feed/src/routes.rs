@@ -12,10 +12,10 @@ use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use super::hub::Outbound;
-use super::{Feed, WS_ROUTE};
-use crate::queue::{outbound_queue, Next, QueueReceiver};
-use crate::{WebSocket, WebSocketUpgrade};
+use crate::hub::Outbound;
+use crate::{Feed, WS_ROUTE};
+use wsmon::queue::{outbound_queue, Next, QueueReceiver};
+use wsmon::{WebSocket, WebSocketUpgrade};
 
 pub(crate) fn router(feed: Arc<Feed>) -> Router {
     let wsmon = feed.wsmon.clone();
@@ -112,7 +112,7 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 async fn write_queued(
     sink: &mut Sink,
     outbound: &mut QueueReceiver<Outbound>,
-    handle: &crate::ConnectionHandle,
+    handle: &wsmon::ConnectionHandle,
 ) {
     loop {
         match outbound.recv().await {

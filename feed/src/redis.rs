@@ -22,8 +22,8 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::{Map, Value};
 
-use super::Feed;
-use crate::backoff::Backoff;
+use crate::Feed;
+use wsmon::backoff::Backoff;
 
 /// The key holding the shared sequence.
 pub const SEQUENCE_KEY: &str = "wsmon:feed:seq";

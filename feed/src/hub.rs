@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde_json::{Map, Value};
 
-use crate::queue::{QueueItem, QueueSender};
-use crate::{RouteHandle, Stamp};
+use wsmon::queue::{QueueItem, QueueSender};
+use wsmon::{RouteHandle, Stamp};
 
 /// One queued outgoing message with its sequencer stamp.
 pub struct Outbound {
@@ -130,7 +130,7 @@ impl Hub {
             queue.push(Outbound {
                 msg: Message::Text(text.clone()),
                 stamp,
-            }) != crate::queue::Pushed::Closed
+            }) != wsmon::queue::Pushed::Closed
         });
     }
 }

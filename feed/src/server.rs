@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::WsMon;
+use wsmon::WsMon;
 
 /// How long shutdown waits for WebSocket connections, then for HTTP connections, to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
