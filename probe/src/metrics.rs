@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
-use wsmon::catalog::{self, MetricDef};
+use wsmon_catalog::{self as catalog, MetricDef};
 
 use crate::failure::FailureReason;
 use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus, Phase};

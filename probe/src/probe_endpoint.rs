@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
-use wsmon::catalog::{self, MetricDef};
+use wsmon_catalog::{self as catalog, MetricDef};
 
 use crate::canary::SessionLimits;
 use crate::config::{CanaryConfig, TargetUrl};

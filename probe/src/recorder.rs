@@ -9,7 +9,7 @@ use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
 use crate::metrics::CanarySeries;
 use crate::trace::{step, AttemptTrace};
-use wsmon::catalog;
+use wsmon_catalog as catalog;
 
 /// Failures kept for the status page.
 const RECENT_FAILURES: usize = 10;

@@ -136,14 +136,14 @@ async fn once_writes_a_textfile_and_prom_output_from_the_catalog() {
     let written = std::fs::read_to_string(textfile_dir.join("wsmon-probe.prom")).unwrap();
     for text in [&*stdout, &written] {
         assert_eq!(
-            support::sample(text, wsmon::catalog::CANARY_UP.name, r#"canary="feed""#),
+            support::sample(text, wsmon_catalog::CANARY_UP.name, r#"canary="feed""#),
             Some(1.0),
             "{text}"
         );
         assert!(
             support::sample(
                 text,
-                wsmon::catalog::CANARY_MESSAGES_TOTAL.name,
+                wsmon_catalog::CANARY_MESSAGES_TOTAL.name,
                 r#"canary="feed""#
             )
             .unwrap()
@@ -193,7 +193,7 @@ async fn once_pushes_to_a_pushgateway_with_put() {
     assert_passed(&out);
     let body = received.lock().await.clone();
     assert_eq!(
-        support::sample(&body, wsmon::catalog::CANARY_UP.name, r#"canary="feed""#),
+        support::sample(&body, wsmon_catalog::CANARY_UP.name, r#"canary="feed""#),
         Some(1.0),
         "{body}"
     );

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::{once_json, parse_config, sample, RunningDaemon};
-use wsmon::catalog;
+use wsmon_catalog as catalog;
 
 fn feed_yaml(addr: std::net::SocketAddr) -> String {
     format!(

@@ -209,7 +209,7 @@ async fn the_daemon_exports_canary_metrics_over_otlp() {
                     assert_eq!(string_attributes(&dp.attributes)["canary"], "feed");
                     assert_eq!(
                         dp.explicit_bounds,
-                        wsmon::catalog::CANARY_E2E_SECONDS.buckets
+                        wsmon_catalog::CANARY_E2E_SECONDS.buckets
                     );
                     break true;
                 }

@@ -1,7 +1,7 @@
 //! # wsmon-tests: the monitoring bundle is code too
 //!
 //! Checks that keep `dashboards/`, `alerts/` and `runbook/` honest against the metric
-//! vocabulary in [`wsmon::catalog`], and the helpers of the live scenario that runs them
+//! vocabulary in [`wsmon_catalog`], and the helpers of the live scenario that runs them
 //! against a real Prometheus.
 //!
 //! ```no_run

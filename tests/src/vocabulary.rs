@@ -1,4 +1,4 @@
-//! The metric vocabulary a query may use: `wsmon::catalog`, plus the recording rules defined
+//! The metric vocabulary a query may use: `wsmon_catalog`, plus the recording rules defined
 //! in `alerts/`, with the labels each series carries and the values the bounded labels take.
 //!
 //! [`Vocabulary::check`] walks a parsed expression and reports every metric name, label
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
-use wsmon::catalog::{self, Kind};
+use wsmon_catalog::{self as catalog, Kind};
 
 use crate::rules::RuleFile;
 
@@ -320,7 +320,7 @@ impl Vocabulary {
         };
         let Some(def) = self.series.get(name) else {
             problems.push(format!(
-                "`{name}` is neither in wsmon::catalog (histograms as _bucket/_sum/_count) nor a recording rule in alerts/"
+                "`{name}` is neither in wsmon_catalog (histograms as _bucket/_sum/_count) nor a recording rule in alerts/"
             ));
             return Labels::new();
         };

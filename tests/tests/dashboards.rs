@@ -197,7 +197,7 @@ fn the_canary_dashboard_shows_every_canary_metric() {
         .into_iter()
         .find(|d| d.file_name() == "websocket-canaries.json")
         .unwrap();
-    let exprs = assert_shows_every_metric(&d, wsmon::catalog::CANARY_METRICS);
+    let exprs = assert_shows_every_metric(&d, wsmon_catalog::CANARY_METRICS);
     assert!(
         exprs.contains("wsmon:threshold:canary_e2e_slo_latency_seconds"),
         "no SLO line"
@@ -205,7 +205,7 @@ fn the_canary_dashboard_shows_every_canary_metric() {
 }
 
 /// Asserts that some query of `d` selects each of `metrics`; returns the queries joined.
-fn assert_shows_every_metric(d: &Dashboard, metrics: &[&wsmon::catalog::MetricDef]) -> String {
+fn assert_shows_every_metric(d: &Dashboard, metrics: &[&wsmon_catalog::MetricDef]) -> String {
     let exprs: Vec<String> = d.queries().into_iter().map(|q| q.expr).collect();
     let exprs = exprs.join("\n");
     for metric in metrics {

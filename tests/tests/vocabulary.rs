@@ -1,5 +1,5 @@
 //! Every dashboard query and every rule expression uses only metrics and labels that exist:
-//! `wsmon::catalog`, plus the recording rules defined in alerts/.
+//! `wsmon_catalog`, plus the recording rules defined in alerts/.
 
 use wsmon_tests::dashboard::Dashboard;
 use wsmon_tests::promql;
@@ -111,8 +111,8 @@ fn every_dashboard_query_uses_only_catalog_metrics_and_labels() {
 fn the_vocabulary_check_rejects_unknown_metrics_labels_and_values() {
     let vocabulary = vocabulary();
     let cases = [
-        ("websocket_server_connections_total", "neither in wsmon::catalog"),
-        ("rate(websocket_server_upgrade_duration_seconds[5m])", "neither in wsmon::catalog"),
+        ("websocket_server_connections_total", "neither in wsmon_catalog"),
+        ("rate(websocket_server_upgrade_duration_seconds[5m])", "neither in wsmon_catalog"),
         ("websocket_server_upgrades_total{status=\"403\"}", "no label `status`"),
         ("websocket_server_upgrades_total{outcome=\"refused\"}", "`refused` is not a value"),
         ("websocket_server_closes_total{close_code=~\"1006|4001\"}", "`4001` is not a value"),
@@ -191,7 +191,7 @@ fn slo_latency_threshold_matches_the_sli_bucket() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("threshold is not vector(N): {}", threshold.expr));
     assert!(
-        wsmon::catalog::CANARY_E2E_SECONDS.buckets.contains(&value),
+        wsmon_catalog::CANARY_E2E_SECONDS.buckets.contains(&value),
         "{value} is not a bucket of websocket_canary_e2e_seconds"
     );
     let sli: Vec<_> = rules

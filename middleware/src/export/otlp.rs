@@ -322,7 +322,8 @@ pub fn to_request(
     let (start, now) = (unix_nanos(start), unix_nanos(now));
     let mut metrics = Vec::new();
     for family in families {
-        let Some(def) = catalog::find(family.name()) else {
+        // The whole catalog, not only the server's part: the prober exports through here too.
+        let Some(def) = wsmon_catalog::find(family.name()) else {
             continue;
         };
         let attributes = |m: &prometheus::proto::Metric| -> Vec<KeyValue> {

@@ -1,0 +1,219 @@
+//! The prober's per-canary families (`websocket_canary_*`), held by `wsmon-probe daemon`.
+
+use crate::buckets::{LATENCY_BUCKETS, NONE};
+use crate::label::{CANARY, CLOSE_CODE, PHASE, REASON};
+use crate::MetricDef;
+
+metric!(
+    CANARY_UP,
+    "websocket_canary_up",
+    "websocket.canary.up",
+    "",
+    Gauge,
+    [CANARY],
+    NONE,
+    "1 while the canary holds a healthy stream, 0 otherwise."
+);
+metric!(
+    CANARY_CONNECT_PHASE_SECONDS,
+    "websocket_canary_connect_phase_seconds",
+    "websocket.canary.connect_phase",
+    "s",
+    Histogram,
+    [CANARY, PHASE],
+    LATENCY_BUCKETS,
+    "Duration of each connect phase (dns, tcp, tls, upgrade)."
+);
+metric!(
+    CANARY_FIRST_PAYLOAD_SECONDS,
+    "websocket_canary_first_payload_seconds",
+    "websocket.canary.first_payload",
+    "s",
+    Histogram,
+    [CANARY],
+    LATENCY_BUCKETS,
+    "Time from the completed upgrade to the first data message received."
+);
+metric!(
+    CANARY_FRESHNESS_SECONDS,
+    "websocket_canary_freshness_seconds",
+    "websocket.canary.freshness",
+    "s",
+    Histogram,
+    [CANARY],
+    LATENCY_BUCKETS,
+    "Receive time minus the server timestamp in the message (subject to clock skew)."
+);
+metric!(
+    CANARY_E2E_SECONDS,
+    "websocket_canary_e2e_seconds",
+    "websocket.canary.e2e",
+    "s",
+    Histogram,
+    [CANARY],
+    LATENCY_BUCKETS,
+    "Publish-to-receive time of a nonce published by the prober (prober clock on both ends)."
+);
+metric!(
+    CANARY_PUBLISHES_TOTAL,
+    "websocket_canary_publishes_total",
+    "websocket.canary.publishes",
+    "{publish}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Nonces published by the prober."
+);
+metric!(
+    CANARY_PUBLISH_TIMEOUTS_TOTAL,
+    "websocket_canary_publish_timeouts_total",
+    "websocket.canary.publish_timeouts",
+    "{publish}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Published nonces that did not arrive on the stream within the timeout, or whose publish was refused."
+);
+metric!(
+    CANARY_MESSAGES_TOTAL,
+    "websocket_canary_messages_total",
+    "websocket.canary.messages",
+    "{message}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Data messages received by the canary."
+);
+metric!(
+    CANARY_SEQUENCE_GAPS_TOTAL,
+    "websocket_canary_sequence_gaps_total",
+    "websocket.canary.sequence_gaps",
+    "{gap}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Sequence gaps, counted once per gap."
+);
+metric!(
+    CANARY_MISSED_MESSAGES_TOTAL,
+    "websocket_canary_missed_messages_total",
+    "websocket.canary.missed_messages",
+    "{message}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Messages missing from the sequence, summed over all gaps."
+);
+metric!(
+    CANARY_DUPLICATES_TOTAL,
+    "websocket_canary_duplicates_total",
+    "websocket.canary.duplicates",
+    "{message}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Messages whose sequence was already seen."
+);
+metric!(
+    CANARY_REORDERS_TOTAL,
+    "websocket_canary_reorders_total",
+    "websocket.canary.reorders",
+    "{message}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Messages that arrived after a higher sequence (late fills of a gap)."
+);
+metric!(
+    CANARY_STALLS_TOTAL,
+    "websocket_canary_stalls_total",
+    "websocket.canary.stalls",
+    "{stall}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Times the stream was silent for longer than max_silence."
+);
+metric!(
+    CANARY_RECONNECTS_TOTAL,
+    "websocket_canary_reconnects_total",
+    "websocket.canary.reconnects",
+    "{reconnect}",
+    Counter,
+    [CANARY, REASON],
+    NONE,
+    "Reconnects by the failure_reason that ended the previous stream."
+);
+metric!(
+    CANARY_CLOSES_TOTAL,
+    "websocket_canary_closes_total",
+    "websocket.canary.closes",
+    "{close}",
+    Counter,
+    [CANARY, CLOSE_CODE],
+    NONE,
+    "Stream ends seen by the canary, by close code (1006 when no close frame arrived)."
+);
+metric!(
+    CANARY_HEARTBEAT_RTT_SECONDS,
+    "websocket_canary_heartbeat_rtt_seconds",
+    "websocket.canary.heartbeat_rtt",
+    "s",
+    Histogram,
+    [CANARY],
+    LATENCY_BUCKETS,
+    "WebSocket ping to pong round-trip time."
+);
+metric!(
+    CANARY_HEAD_LAG_MESSAGES,
+    "websocket_canary_head_lag_messages",
+    "websocket.canary.head_lag.messages",
+    "{message}",
+    Gauge,
+    [CANARY],
+    NONE,
+    "Server head sequence minus the last sequence received, at the last head check."
+);
+metric!(
+    CANARY_LAST_MESSAGE_AGE_SECONDS,
+    "websocket_canary_last_message_age_seconds",
+    "websocket.canary.last_message_age",
+    "s",
+    Gauge,
+    [CANARY],
+    NONE,
+    "Seconds since the canary last received a data message, computed at scrape time."
+);
+metric!(
+    CANARY_FAILURES_TOTAL,
+    "websocket_canary_failures_total",
+    "websocket.canary.failures",
+    "{failure}",
+    Counter,
+    [CANARY, REASON],
+    NONE,
+    "Canary failures by failure_reason."
+);
+
+/// The prober's per-canary metrics, in documentation order.
+pub const CANARY_METRICS: &[&MetricDef] = &[
+    CANARY_UP,
+    CANARY_CONNECT_PHASE_SECONDS,
+    CANARY_FIRST_PAYLOAD_SECONDS,
+    CANARY_FRESHNESS_SECONDS,
+    CANARY_E2E_SECONDS,
+    CANARY_PUBLISHES_TOTAL,
+    CANARY_PUBLISH_TIMEOUTS_TOTAL,
+    CANARY_MESSAGES_TOTAL,
+    CANARY_SEQUENCE_GAPS_TOTAL,
+    CANARY_MISSED_MESSAGES_TOTAL,
+    CANARY_DUPLICATES_TOTAL,
+    CANARY_REORDERS_TOTAL,
+    CANARY_STALLS_TOTAL,
+    CANARY_RECONNECTS_TOTAL,
+    CANARY_CLOSES_TOTAL,
+    CANARY_HEARTBEAT_RTT_SECONDS,
+    CANARY_HEAD_LAG_MESSAGES,
+    CANARY_LAST_MESSAGE_AGE_SECONDS,
+    CANARY_FAILURES_TOTAL,
+];
