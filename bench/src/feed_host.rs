@@ -6,39 +6,28 @@ use std::sync::Arc;
 
 use wsmon::catalog::{self, label};
 use wsmon_feed::{Feed, FeedConfig};
+use wsmon_testkit::feed::FeedServer;
 
 pub struct FeedHost {
     pub addr: SocketAddr,
     pub feed: Arc<Feed>,
-    registry: prometheus::Registry,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: FeedServer,
 }
 
 impl FeedHost {
     /// Starts the feed on an ephemeral loopback port, ticking `rate` times per second.
     pub async fn start(rate: f64) -> anyhow::Result<Self> {
-        let registry = prometheus::Registry::new();
-        let config = FeedConfig {
+        let server = FeedServer::start(FeedConfig {
             rate,
             // Pings are not what is measured; neither k6 nor the prober is asked to send any.
             heartbeat: None,
             ..FeedConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, feed, _task) = wsmon_feed::spawn(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            config,
-            &registry,
-            async move {
-                let _ = stopped.await;
-            },
-        )
-        .await?;
+        })
+        .await;
         Ok(Self {
-            addr,
-            feed,
-            registry,
-            stop: Some(stop),
+            addr: server.addr,
+            feed: server.feed.clone(),
+            server,
         })
     }
 
@@ -53,7 +42,7 @@ impl FeedHost {
     /// Text messages the feed has sent, from its own `websocket_server_messages_total`.
     pub fn text_sent(&self) -> u64 {
         let mut total = 0.0;
-        for family in self.registry.gather() {
+        for family in self.server.registry.gather() {
             if family.name() != catalog::MESSAGES_TOTAL.name {
                 continue;
             }
@@ -69,13 +58,5 @@ impl FeedHost {
             }
         }
         total as u64
-    }
-}
-
-impl Drop for FeedHost {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

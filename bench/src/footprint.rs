@@ -57,15 +57,9 @@ fn probe_config(url: &str, n: usize, listen: &str) -> String {
     yaml
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn spawn_probe(dir: &Path, url: &str, n: usize) -> anyhow::Result<Child> {
     let path = dir.join(format!("probe-{n}.yaml"));
-    let listen = format!("127.0.0.1:{}", free_port()?);
+    let listen = wsmon_testkit::free_local_addr().to_string();
     std::fs::write(&path, probe_config(url, n, &listen))?;
     let mut cmd = Command::new(procs::sibling("wsmon-probe")?);
     cmd.arg("daemon")

@@ -53,12 +53,12 @@ async fn slow_consumers_are_evicted_or_dropped_per_policy_and_memory_stays_flat(
 async fn slow_consumer_is_disconnected_with_1013() {
     let server = start_feed(feed_with(OverflowPolicy::Disconnect)).await;
     let _client = stalled_client(&server).await;
-    eventually("subscribed", Duration::from_secs(5), || async {
+    wait_until("subscribed", Duration::from_secs(5), || async {
         server.feed.hub().subscribers() == 1
     })
     .await;
     let mut published = 0;
-    while server.metrics().value(
+    while server.metrics().sum(
         "websocket_server_outbound_overflows_total",
         &[("action", "disconnect")],
     ) == 0.0
@@ -81,24 +81,21 @@ async fn slow_consumer_is_disconnected_with_1013() {
     .await;
     expect_value(m, "websocket_server_active_connections", &[], 0.0).await;
     let s = server.metrics();
-    assert_eq!(s.value("websocket_server_slow_consumers", &[]), 0.0);
-    assert_eq!(
-        s.value("websocket_server_outbound_queue_messages", &[]),
-        0.0
-    );
-    assert_eq!(s.value("websocket_server_closes_total", &[]), 1.0);
-    assert!(s.value("websocket_server_outbound_queue_depth_count", &[]) >= 16.0);
+    assert_eq!(s.sum("websocket_server_slow_consumers", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_outbound_queue_messages", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_closes_total", &[]), 1.0);
+    assert!(s.sum("websocket_server_outbound_queue_depth_count", &[]) >= 16.0);
 }
 
 async fn slow_consumer_loses_oldest_messages_but_stays_connected() {
     let server = start_feed(feed_with(OverflowPolicy::DropOldest)).await;
     let _client = stalled_client(&server).await;
-    eventually("subscribed", Duration::from_secs(5), || async {
+    wait_until("subscribed", Duration::from_secs(5), || async {
         server.feed.hub().subscribers() == 1
     })
     .await;
     // Fill the socket buffers and the queue first; after that only the queue could grow.
-    while server.metrics().value(
+    while server.metrics().sum(
         "websocket_server_outbound_overflows_total",
         &[("action", "drop")],
     ) == 0.0
@@ -122,20 +119,17 @@ async fn slow_consumer_loses_oldest_messages_but_stays_connected() {
     );
     let s = server.metrics();
     assert!(
-        s.value(
+        s.sum(
             "websocket_server_outbound_overflows_total",
             &[("action", "drop")]
         ) >= more as f64
     );
     assert_eq!(
-        s.value("websocket_server_active_connections", &[]),
+        s.sum("websocket_server_active_connections", &[]),
         1.0,
         "still connected"
     );
-    assert_eq!(s.value("websocket_server_slow_consumers", &[]), 1.0);
-    assert_eq!(
-        s.value("websocket_server_outbound_queue_messages", &[]),
-        16.0
-    );
-    assert_eq!(s.value("websocket_server_closes_total", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_slow_consumers", &[]), 1.0);
+    assert_eq!(s.sum("websocket_server_outbound_queue_messages", &[]), 16.0);
+    assert_eq!(s.sum("websocket_server_closes_total", &[]), 0.0);
 }

@@ -68,16 +68,16 @@ async fn sequencer_lag_is_recorded_for_stamped_broadcasts() {
     let s = server.metrics();
     let route = ("route", "/ws");
     assert_eq!(
-        s.value("websocket_server_sequencer_lag_messages_count", &[route]),
+        s.sum("websocket_server_sequencer_lag_messages_count", &[route]),
         10.0
     );
     assert_eq!(
-        s.value("websocket_server_sequencer_lag_seconds_count", &[route]),
+        s.sum("websocket_server_sequencer_lag_seconds_count", &[route]),
         10.0
     );
     // Ten ticks published back to back: the first is 9 behind the head when it is written,
     // at most; the sum of lags is bounded by 0+1+…+9.
-    let lag_sum = s.value("websocket_server_sequencer_lag_messages_sum", &[route]);
+    let lag_sum = s.sum("websocket_server_sequencer_lag_messages_sum", &[route]);
     assert!((0.0..=45.0).contains(&lag_sum), "lag sum {lag_sum}");
 }
 
@@ -131,16 +131,16 @@ async fn python_websockets_client_is_counted_exactly() {
     )
     .await;
     let s = server.metrics();
-    assert_eq!(s.value("websocket_server_closes_total", &[route]), 1.0);
+    assert_eq!(s.sum("websocket_server_closes_total", &[route]), 1.0);
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_messages_total",
             &[route, ("direction", "receive"), ("frame_type", "text")]
         ),
         field("head_requests")
     );
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_payload_bytes_total",
             &[route, ("direction", "receive")]
         ),
@@ -148,14 +148,14 @@ async fn python_websockets_client_is_counted_exactly() {
     );
     // Everything the server transmitted as text reached the client before its close.
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_messages_total",
             &[route, ("direction", "transmit"), ("frame_type", "text")]
         ),
         field("received")
     );
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_upgrades_total",
             &[route, ("outcome", "accepted")]
         ),

@@ -37,21 +37,21 @@ async fn disallowed_origin_gets_403_and_is_counted() {
     let s = server.metrics();
     let route = ("route", "/ws");
     assert_eq!(
-        s.value(
+        s.sum(
             UPGRADES,
             &[route, ("outcome", "rejected"), ("status_code", "403")]
         ),
         1.0
     );
     assert_eq!(
-        s.value(
+        s.sum(
             UPGRADES,
             &[route, ("outcome", "accepted"), ("status_code", "101")]
         ),
         1.0
     );
     assert_eq!(
-        s.value("websocket_server_upgrade_duration_seconds_count", &[route]),
+        s.sum("websocket_server_upgrade_duration_seconds_count", &[route]),
         1.0
     );
 }
@@ -80,7 +80,7 @@ async fn plain_http_request_to_a_websocket_route_is_a_counted_rejection() {
     assert_eq!(metrics.status(), 200);
     let s = server.metrics();
     assert_eq!(
-        s.value(
+        s.sum(
             UPGRADES,
             &[
                 ("route", "/ws"),
@@ -90,7 +90,7 @@ async fn plain_http_request_to_a_websocket_route_is_a_counted_rejection() {
         ),
         1.0
     );
-    assert_eq!(s.value(UPGRADES, &[("outcome", "rejected")]), 1.0);
+    assert_eq!(s.sum(UPGRADES, &[("outcome", "rejected")]), 1.0);
 }
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn upgrade_to_an_unknown_path_counts_as_unmatched_404() {
     assert_eq!(refused.err(), Some(404));
     let s = server.metrics();
     assert_eq!(
-        s.value(
+        s.sum(
             UPGRADES,
             &[
                 ("route", "unmatched"),
@@ -121,7 +121,7 @@ async fn overload_is_refused_with_503_and_counted() {
     let server = start_echo(WsMon::builder().max_connections(2)).await;
     let _a = connect(&server.url("/echo")).await;
     let _b = connect(&server.url("/echo")).await;
-    eventually("2 live", Duration::from_secs(5), || async {
+    wait_until("2 live", Duration::from_secs(5), || async {
         server.wsmon.active_connections() == 2
     })
     .await;
@@ -129,7 +129,7 @@ async fn overload_is_refused_with_503_and_counted() {
     assert_eq!(refused.err(), Some(503));
     let s = server.metrics();
     assert_eq!(
-        s.value(
+        s.sum(
             UPGRADES,
             &[
                 ("route", "/echo"),
@@ -140,7 +140,7 @@ async fn overload_is_refused_with_503_and_counted() {
         1.0
     );
     assert_eq!(
-        s.value("websocket_server_active_connections", &[("route", "/echo")]),
+        s.sum("websocket_server_active_connections", &[("route", "/echo")]),
         2.0
     );
 }
@@ -209,13 +209,13 @@ async fn cardinality_stays_bounded_under_random_paths_origins_and_close_codes() 
     )
     .await;
     random_connections(&server, 150).await;
-    eventually("all closed", Duration::from_secs(10), || async {
+    wait_until("all closed", Duration::from_secs(10), || async {
         server.wsmon.active_connections() == 0
     })
     .await;
     let first = server.metrics();
     random_connections(&server, 150).await;
-    eventually("all closed", Duration::from_secs(10), || async {
+    wait_until("all closed", Duration::from_secs(10), || async {
         server.wsmon.active_connections() == 0
     })
     .await;
@@ -223,19 +223,13 @@ async fn cardinality_stays_bounded_under_random_paths_origins_and_close_codes() 
 
     // /echo, /close/{code}, /silent and unmatched.
     let routes = 4;
-    let closes = second.sample_count("websocket_server_closes_total");
+    let closes = second.count_with_prefix("websocket_server_closes_total");
     assert!(
         closes <= closes_series_bound(routes, 1),
         "{closes} close series"
     );
-    for (labels, _) in second.series("websocket_server_closes_total") {
-        let code = labels
-            .split("close_code=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
+    for sample in second.matching("websocket_server_closes_total", &[]) {
+        let code = sample.labels["close_code"].as_str();
         let valid = matches!(code, "3xxx" | "4xxx" | "other" | "4001")
             || code
                 .parse::<u16>()
@@ -253,32 +247,31 @@ async fn cardinality_stays_bounded_under_random_paths_origins_and_close_codes() 
         !second.text.contains(".example"),
         "origins never become labels"
     );
-    let upgrades = second.sample_count(UPGRADES);
+    let upgrades = second.count_with_prefix(UPGRADES);
     // accepted/101, rejected/403 (foreign origin), rejected/404 (unmatched) per route.
     assert!(upgrades <= routes * 3, "{upgrades} upgrade series");
-    for (labels, _) in second.series(UPGRADES) {
+    for sample in second.matching(UPGRADES, &[]) {
+        let labels = &sample.labels;
         assert!(
-            ["101", "403", "404"]
-                .iter()
-                .any(|s| labels.contains(&format!("status_code=\"{s}\""))),
-            "unexpected upgrade series {labels}"
+            ["101", "403", "404"].contains(&labels["status_code"].as_str()),
+            "unexpected upgrade series {labels:?}"
         );
     }
     assert!(
-        second.value(UPGRADES, &[("status_code", "403")]) > 0.0
-            && second.value(UPGRADES, &[("status_code", "404")]) > 0.0
-            && second.value(CLOSES_TOTAL, &[("initiator", "server")]) > 0.0,
+        second.sum(UPGRADES, &[("status_code", "403")]) > 0.0
+            && second.sum(UPGRADES, &[("status_code", "404")]) > 0.0
+            && second.sum(CLOSES_TOTAL, &[("initiator", "server")]) > 0.0,
         "the random mix exercised foreign origins, unmatched paths and server closes"
     );
     // Another 150 connections added no per-connection series anywhere.
-    let per_conn_growth = second.sample_count("websocket_server_") as i64
-        - first.sample_count("websocket_server_") as i64;
+    let per_conn_growth = second.count_with_prefix("websocket_server_") as i64
+        - first.count_with_prefix("websocket_server_") as i64;
     assert!(
         per_conn_growth <= (closes_series_bound(routes, 1) as i64),
         "series grew by {per_conn_growth}"
     );
-    let total_closes = second.value("websocket_server_closes_total", &[]);
-    let accepted = second.value(UPGRADES, &[("outcome", "accepted")]);
+    let total_closes = second.sum("websocket_server_closes_total", &[]);
+    let accepted = second.sum(UPGRADES, &[("outcome", "accepted")]);
     assert_eq!(
         total_closes, accepted,
         "every accepted connection is closed exactly once"

@@ -52,12 +52,12 @@ async fn hostile_bytes_end_with(builder: WsMonBuilder, bytes: &[u8], initiator: 
         ("close_code", code.as_str()),
     ];
     expect_value(|| server.metrics(), CLOSES, &labels, 1.0).await;
-    eventually("the connection is gone", Duration::from_secs(5), || async {
+    wait_until("the connection is gone", Duration::from_secs(5), || async {
         server.wsmon.active_connections() == 0
     })
     .await;
     assert_eq!(
-        server.metrics().value(CLOSES, &[("route", "/echo")]),
+        server.metrics().sum(CLOSES, &[("route", "/echo")]),
         1.0,
         "counted exactly once"
     );
@@ -173,13 +173,13 @@ async fn data_after_the_clients_close_is_ignored_and_the_close_counted_once() {
         ("close_code", "4xxx"),
     ];
     expect_value(|| server.metrics(), CLOSES, &labels, 1.0).await;
-    eventually("the connection is gone", Duration::from_secs(5), || async {
+    wait_until("the connection is gone", Duration::from_secs(5), || async {
         server.wsmon.active_connections() == 0
     })
     .await;
-    assert_eq!(server.metrics().value(CLOSES, &[("route", "/echo")]), 1.0);
+    assert_eq!(server.metrics().sum(CLOSES, &[("route", "/echo")]), 1.0);
     assert_eq!(
-        server.metrics().value(
+        server.metrics().sum(
             "websocket_server_messages_total",
             &[("direction", "receive"), ("frame_type", "text")]
         ),
@@ -241,8 +241,8 @@ async fn slowloris_upgrade_trickled_a_byte_at_a_time_is_cut_off_at_the_header_ti
         "a trickled request must never be upgraded"
     );
     let s = server.metrics();
-    assert_eq!(s.value("websocket_server_upgrades_total", &[]), 0.0);
-    assert_eq!(s.value("websocket_server_active_connections", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_upgrades_total", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_active_connections", &[]), 0.0);
     // And the server still serves well-behaved clients.
     let mut client = connect(&server.ws_url()).await;
     assert!(client.next().await.unwrap().unwrap().is_text(), "snapshot");
@@ -330,13 +330,13 @@ async fn half_open_peer_that_vanishes_without_fin_is_cut_off_by_the_heartbeat_as
     }
     proxy.vanish();
     expect_heartbeat_cut_off(&server, "/echo", 1.0).await;
-    eventually(
+    wait_until(
         "the half-open connection is released",
         Duration::from_secs(5),
         || async { server.wsmon.active_connections() == 0 },
     )
     .await;
-    assert_eq!(server.metrics().value(CLOSES, &[("route", "/echo")]), 1.0);
+    assert_eq!(server.metrics().sum(CLOSES, &[("route", "/echo")]), 1.0);
     drop(client);
     drop(proxy);
     assert_eq!(panics_so_far(), panics);
@@ -358,13 +358,13 @@ async fn clients_vanishing_mid_handshake_leave_upgrades_and_closes_equal() {
         drop(tcp);
     }
     let accepted = || {
-        server.metrics().value(
+        server.metrics().sum(
             "websocket_server_upgrades_total",
             &[("route", "/echo"), ("outcome", "accepted")],
         )
     };
-    let closes = || server.metrics().value(CLOSES, &[("route", "/echo")]);
-    eventually(
+    let closes = || server.metrics().sum(CLOSES, &[("route", "/echo")]);
+    wait_until(
         "every accepted upgrade ends in exactly one counted close",
         Duration::from_secs(10),
         || async { server.wsmon.active_connections() == 0 && accepted() == closes() },
@@ -377,7 +377,7 @@ async fn clients_vanishing_mid_handshake_leave_upgrades_and_closes_equal() {
     let (s, closes) = (server.metrics(), closes());
     assert_eq!(
         closes,
-        s.value(
+        s.sum(
             CLOSES,
             &[
                 ("route", "/echo"),

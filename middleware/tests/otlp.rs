@@ -32,10 +32,10 @@ async fn drive_traffic(server: &FeedServer) {
     client.next().await.unwrap().unwrap();
     client.close(None).await.unwrap();
     while let Some(Ok(_)) = client.next().await {}
-    eventually("connection gone", Duration::from_secs(5), || async {
+    wait_until("connection gone", Duration::from_secs(5), || async {
         server
             .metrics()
-            .value("websocket_server_active_connections", &[])
+            .sum("websocket_server_active_connections", &[])
             == 0.0
     })
     .await;
@@ -51,17 +51,6 @@ fn quiet_feed() -> FeedConfig {
 
 fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     otlp_receiver::string_attributes(kvs)
-}
-
-fn label_map(labels: &str) -> BTreeMap<String, String> {
-    labels
-        .split("\",")
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once("=\"").unwrap();
-            (k.to_string(), v.trim_end_matches('"').to_string())
-        })
-        .collect()
 }
 
 fn number(v: &Option<number_data_point::Value>) -> f64 {
@@ -89,45 +78,48 @@ fn assert_export_matches_scrape(request: &ExportMetricsServiceRequest, scrape: &
         match (def.kind, m.data.as_ref().unwrap()) {
             (Kind::Counter, metric::Data::Sum(sum)) => {
                 assert!(sum.is_monotonic);
-                for (labels, value) in scrape.series(def.name) {
+                for sample in scrape.matching(def.name, &[]) {
+                    let (labels, value) = (&sample.labels, sample.value);
                     let dp = sum
                         .data_points
                         .iter()
-                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
-                        .unwrap_or_else(|| panic!("{}{{{labels}}} missing", def.name));
-                    assert_eq!(number(&dp.value), value, "{}{{{labels}}}", def.name);
+                        .find(|dp| attrs(&dp.attributes) == *labels)
+                        .unwrap_or_else(|| panic!("{}{labels:?} missing", def.name));
+                    assert_eq!(number(&dp.value), value, "{}{labels:?}", def.name);
                     checked += 1;
                 }
             }
             (Kind::Gauge, metric::Data::Gauge(g)) => {
-                for (labels, value) in scrape.series(def.name) {
+                for sample in scrape.matching(def.name, &[]) {
+                    let (labels, value) = (&sample.labels, sample.value);
                     let dp = g
                         .data_points
                         .iter()
-                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
+                        .find(|dp| attrs(&dp.attributes) == *labels)
                         .unwrap();
-                    assert_eq!(number(&dp.value), value, "{}{{{labels}}}", def.name);
+                    assert_eq!(number(&dp.value), value, "{}{labels:?}", def.name);
                     checked += 1;
                 }
             }
             (Kind::Histogram, metric::Data::Histogram(h)) => {
                 let count_name = format!("{}_count", def.name);
                 let sum_name = format!("{}_sum", def.name);
-                for (labels, count) in scrape.series(&count_name) {
+                for sample in scrape.matching(&count_name, &[]) {
+                    let (labels, count) = (&sample.labels, sample.value);
                     let dp = h
                         .data_points
                         .iter()
-                        .find(|dp| attrs(&dp.attributes) == label_map(labels))
+                        .find(|dp| attrs(&dp.attributes) == *labels)
                         .unwrap();
                     assert_eq!(dp.explicit_bounds, def.buckets, "{} bounds", def.name);
                     assert_eq!(dp.bucket_counts.len(), def.buckets.len() + 1);
-                    assert_eq!(dp.count as f64, count, "{}{{{labels}}} count", def.name);
+                    assert_eq!(dp.count as f64, count, "{}{labels:?} count", def.name);
                     assert_eq!(dp.bucket_counts.iter().sum::<u64>(), dp.count);
                     let sum = scrape
-                        .series(&sum_name)
-                        .find(|(l, _)| *l == labels)
+                        .matching(&sum_name, &[])
+                        .find(|s| s.labels == *labels)
                         .unwrap()
-                        .1;
+                        .value;
                     assert!((dp.sum.unwrap() - sum).abs() < 1e-9, "{} sum", def.name);
                     checked += 1;
                 }
@@ -150,7 +142,7 @@ async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
     drive_traffic(&server).await;
     let scrape = server.metrics();
     let seen = received.metric_requests();
-    eventually(
+    wait_until(
         "an export after the traffic",
         Duration::from_secs(5),
         || async { received.metric_requests() > seen + 1 },
@@ -175,7 +167,7 @@ async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
     assert_eq!(resource["deployment.environment"], "test");
     assert_export_matches_scrape(&request, &scrape);
     assert!(
-        scrape.value(
+        scrape.sum(
             "websocket_server_messages_total",
             &[("direction", "transmit")]
         ) >= 7.0
@@ -193,7 +185,7 @@ async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
     drive_traffic(&server).await;
     let scrape = server.metrics();
     let seen = received.metric_requests();
-    eventually(
+    wait_until(
         "an export after the traffic",
         Duration::from_secs(5),
         || async { received.metric_requests() > seen + 1 },
@@ -238,7 +230,7 @@ async fn unreachable_collector_drops_exports_without_blocking_the_server() {
     }
     let dropped = server
         .metrics()
-        .value("wsmon_otlp_dropped_exports_total", &[]);
+        .sum("wsmon_otlp_dropped_exports_total", &[]);
     assert!(dropped >= 5.0, "dropped exports counted: {dropped}");
     assert!(answered > 50);
     let growth = rss_bytes().saturating_sub(rss_before);
@@ -279,7 +271,7 @@ async fn example_feed_exports_over_otlp_when_the_environment_names_a_collector()
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    eventually("the feed exports", Duration::from_secs(20), || async {
+    wait_until("the feed exports", Duration::from_secs(20), || async {
         received.metric_requests() >= 1
     })
     .await;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use support::redis::RedisServer;
 use support::*;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
 use wsmon_feed::{Feed, FeedConfig};
+use wsmon_testkit::redis::RedisServer;
 
 /// A client's data messages, parsed, as they arrive.
 struct Subscriber {

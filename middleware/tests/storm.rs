@@ -175,25 +175,25 @@ async fn ten_thousand_connections_with_random_closes_leave_the_counters_exact() 
     let vanished = vanished.load(std::sync::atomic::Ordering::Relaxed);
     let completed = CONNECTIONS as u64 - vanished;
     let accepted = || {
-        server.metrics().value(
+        server.metrics().sum(
             "websocket_server_upgrades_total",
             &[("outcome", "accepted")],
         )
     };
-    eventually("quiescence", Duration::from_secs(30), || async {
+    wait_until("quiescence", Duration::from_secs(30), || async {
         server.wsmon.active_connections() == 0
             && accepted() >= completed as f64
-            && server.metrics().value(CLOSES, &[]) == accepted()
+            && server.metrics().sum(CLOSES, &[]) == accepted()
     })
     .await;
     let s = server.metrics();
     let accepted = accepted();
-    assert_eq!(s.value(CLOSES, &[]), accepted, "accepted upgrades = closes");
+    assert_eq!(s.sum(CLOSES, &[]), accepted, "accepted upgrades = closes");
     assert!(
         accepted <= CONNECTIONS as f64,
         "{accepted} accepted of {CONNECTIONS} attempts"
     );
-    assert_eq!(s.value("websocket_server_active_connections", &[]), 0.0);
+    assert_eq!(s.sum("websocket_server_active_connections", &[]), 0.0);
 
     // The mid-handshake vanishers the server answered count as ends without a close frame.
     let answered_vanishers = accepted as u64 - completed;
@@ -204,18 +204,12 @@ async fn ten_thousand_connections_with_random_closes_leave_the_counters_exact() 
         .or_default() += answered_vanishers;
     let expected = expected.lock().unwrap().clone();
     let mut seen = BTreeMap::new();
-    for (labels, value) in s.series(CLOSES) {
+    for sample in s.matching(CLOSES, &[]) {
+        let value = sample.value;
         if value == 0.0 {
             continue;
         }
-        let label = |k: &str| {
-            labels
-                .split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap()
-                .to_string()
-        };
+        let label = |k: &str| sample.labels[k].clone();
         *seen
             .entry((label("initiator"), label("close_code")))
             .or_insert(0u64) += value as u64;

@@ -58,10 +58,10 @@ async fn client_close_codes_are_counted_with_client_initiator() {
         let _ = code;
     }
     let scrape = server.metrics();
-    assert_eq!(scrape.value(CLOSES, &[("initiator", "server")]), 0.0);
-    assert_eq!(scrape.value(CLOSES, &[("initiator", "none")]), 0.0);
+    assert_eq!(scrape.sum(CLOSES, &[("initiator", "server")]), 0.0);
+    assert_eq!(scrape.sum(CLOSES, &[("initiator", "none")]), 0.0);
     assert_eq!(
-        scrape.value("websocket_server_active_connections", &[("route", "/echo")]),
+        scrape.sum("websocket_server_active_connections", &[("route", "/echo")]),
         0.0
     );
 }
@@ -94,7 +94,7 @@ async fn server_close_is_counted_with_server_initiator_and_route_template() {
         .await;
     }
     assert_eq!(
-        server.metrics().value(CLOSES, &[("initiator", "client")]),
+        server.metrics().sum(CLOSES, &[("initiator", "client")]),
         0.0
     );
 }
@@ -124,7 +124,7 @@ async fn abrupt_tcp_drop_counts_as_1006_without_initiator() {
     .await;
     let scrape = server.metrics();
     assert_eq!(
-        scrape.value(CLOSES, &[("route", "/echo")]),
+        scrape.sum(CLOSES, &[("route", "/echo")]),
         1.0,
         "counted exactly once"
     );
@@ -174,28 +174,28 @@ async fn messages_and_bytes_pass_through_byte_identical_and_are_counted() {
     let bytes = "websocket_server_payload_bytes_total";
     for dir in ["receive", "transmit"] {
         assert_eq!(
-            s.value(msgs, &[route, ("direction", dir), ("frame_type", "text")]),
+            s.sum(msgs, &[route, ("direction", dir), ("frame_type", "text")]),
             texts as f64
         );
         assert_eq!(
-            s.value(msgs, &[route, ("direction", dir), ("frame_type", "binary")]),
+            s.sum(msgs, &[route, ("direction", dir), ("frame_type", "binary")]),
             binaries as f64
         );
         assert_eq!(
-            s.value(bytes, &[route, ("direction", dir)]),
+            s.sum(bytes, &[route, ("direction", dir)]),
             sent_bytes as f64,
             "{dir} bytes"
         );
     }
     assert_eq!(
-        s.value(
+        s.sum(
             msgs,
             &[route, ("direction", "receive"), ("frame_type", "close")]
         ),
         1.0
     );
     assert_eq!(
-        s.value(
+        s.sum(
             msgs,
             &[route, ("direction", "transmit"), ("frame_type", "close")]
         ),
@@ -224,8 +224,8 @@ async fn first_payload_latency_matches_an_injected_delay_within_2ms() {
     let name = "websocket_server_first_payload_latency_seconds";
     let route = ("route", "/delayed/{ms}");
     let s = server.metrics();
-    assert_eq!(s.value(&format!("{name}_count"), &[route]), 3.0);
-    let recorded = s.value(&format!("{name}_sum"), &[route]);
+    assert_eq!(s.sum(&format!("{name}_count"), &[route]), 3.0);
+    let recorded = s.sum(&format!("{name}_sum"), &[route]);
     assert!(
         (recorded - truth).abs() / 3.0 < 0.002,
         "first-payload latency {recorded:.6}s over 3 connections vs {truth:.6}s measured by the handler"
@@ -245,7 +245,7 @@ async fn the_feed_holds_its_snapshot_back_by_the_configured_delay() {
     let first = client.next().await.unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("\"snapshot\""));
     let s = server.metrics();
-    let sum = s.value(
+    let sum = s.sum(
         "websocket_server_first_payload_latency_seconds_sum",
         &[("route", "/ws")],
     );
@@ -254,7 +254,7 @@ async fn the_feed_holds_its_snapshot_back_by_the_configured_delay() {
         "recorded {sum}s, injected {delay:?}"
     );
     assert_eq!(
-        s.value("websocket_server_connections_without_payload_total", &[]),
+        s.sum("websocket_server_connections_without_payload_total", &[]),
         0.0
     );
 }
@@ -300,7 +300,7 @@ async fn oversized_message_is_closed_with_1009_and_counted() {
         1.0,
     )
     .await;
-    assert_eq!(server.metrics().value(CLOSES, &[]), 1.0);
+    assert_eq!(server.metrics().sum(CLOSES, &[]), 1.0);
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn heartbeat_measures_rtt_and_times_out_an_unresponsive_peer() {
     // An unresponsive client: never reads, so never answers a ping.
     let dead = connect(&server.url("/echo")).await;
     expect_heartbeat_cut_off(&server, "/echo", 1.0).await;
-    let rtts = server.metrics().value(
+    let rtts = server.metrics().sum(
         "websocket_server_ping_rtt_seconds_count",
         &[("route", "/echo")],
     );
@@ -334,7 +334,7 @@ async fn heartbeat_measures_rtt_and_times_out_an_unresponsive_peer() {
     assert_eq!(
         server
             .metrics()
-            .value("websocket_server_heartbeat_timeouts_total", &[]),
+            .sum("websocket_server_heartbeat_timeouts_total", &[]),
         1.0
     );
     live_tx.send(Message::text("still here")).await.unwrap();
@@ -352,7 +352,7 @@ async fn graceful_shutdown_closes_every_connection_with_1001() {
     for _ in 0..5 {
         clients.push(connect(&server.url("/echo")).await);
     }
-    eventually("5 live", Duration::from_secs(5), || async {
+    wait_until("5 live", Duration::from_secs(5), || async {
         server.wsmon.active_connections() == 5
     })
     .await;
@@ -370,7 +370,7 @@ async fn graceful_shutdown_closes_every_connection_with_1001() {
     assert_eq!(waiter.await.unwrap(), 0, "no connection left open");
     let s = server.metrics();
     assert_eq!(
-        s.value(CLOSES, &[("initiator", "server"), ("close_code", "1001")]),
+        s.sum(CLOSES, &[("initiator", "server"), ("close_code", "1001")]),
         5.0
     );
     // New upgrades are refused while shutting down.
@@ -418,7 +418,7 @@ async fn tokio_tungstenite_server_is_instrumented_through_accept() {
         .await
         .unwrap();
     while let Some(Ok(_)) = client.next().await {}
-    let m = || Scrape::of(&registry);
+    let m = || scrape_of(&registry);
     expect_value(
         m,
         CLOSES,
@@ -430,16 +430,16 @@ async fn tokio_tungstenite_server_is_instrumented_through_accept() {
         1.0,
     )
     .await;
-    let s = Scrape::of(&registry);
+    let s = scrape_of(&registry);
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_upgrades_total",
             &[("route", "/raw"), ("outcome", "accepted")]
         ),
         1.0
     );
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_payload_bytes_total",
             &[("route", "/raw"), ("direction", "transmit")]
         ),
@@ -471,14 +471,14 @@ async fn a_stamp_extractor_reads_sequence_and_publish_time_from_outgoing_json() 
     let s = server.metrics();
     let route = ("route", "/echo");
     assert_eq!(
-        s.value("websocket_server_sequencer_lag_messages_count", &[route]),
+        s.sum("websocket_server_sequencer_lag_messages_count", &[route]),
         2.0
     );
     assert_eq!(
-        s.value("websocket_server_sequencer_lag_messages_sum", &[route]),
+        s.sum("websocket_server_sequencer_lag_messages_sum", &[route]),
         (10 - 4 + 10 - 7) as f64
     );
-    let lag_sum = s.value("websocket_server_sequencer_lag_seconds_sum", &[route]);
+    let lag_sum = s.sum("websocket_server_sequencer_lag_seconds_sum", &[route]);
     assert!(
         (0.5..1.5).contains(&lag_sum),
         "two messages ~250 ms old: {lag_sum}"
@@ -500,36 +500,36 @@ async fn an_application_queue_reports_its_own_depth() {
         .await,
     );
     socket.handle().report_queue_depth(42, true);
-    let s = Scrape::of(&registry);
+    let s = scrape_of(&registry);
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_outbound_queue_messages",
             &[("route", "/own")]
         ),
         42.0
     );
     assert_eq!(
-        s.value("websocket_server_slow_consumers", &[("route", "/own")]),
+        s.sum("websocket_server_slow_consumers", &[("route", "/own")]),
         1.0
     );
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_outbound_queue_depth_count",
             &[("route", "/own")]
         ),
         1.0
     );
     drop(socket);
-    let s = Scrape::of(&registry);
+    let s = scrape_of(&registry);
     assert_eq!(
-        s.value(
+        s.sum(
             "websocket_server_outbound_queue_messages",
             &[("route", "/own")]
         ),
         0.0
     );
     assert_eq!(
-        s.value("websocket_server_active_connections", &[("route", "/own")]),
+        s.sum("websocket_server_active_connections", &[("route", "/own")]),
         0.0
     );
 }

@@ -1,7 +1,47 @@
-//! `promtool check metrics` on an exposition, from Debian's `prometheus` package.
+//! `promtool` from Debian's `prometheus` package: any subcommand, and `check metrics` on an
+//! exposition.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+/// The outcome of one promtool run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status 0.
+    pub success: bool,
+    /// stdout then stderr.
+    pub output: String,
+}
+
+/// Why promtool could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PromtoolError {
+    /// Not installed, or not on PATH.
+    #[error(
+        "promtool is not installed (or not on PATH): `bash scripts/test.sh` installs it \
+         (Debian package `prometheus`): {0}"
+    )]
+    Missing(#[source] std::io::Error),
+}
+
+/// Runs `promtool ARGS…` in `dir`.
+pub fn run(dir: &Path, args: &[&str]) -> Result<Run, PromtoolError> {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(PromtoolError::Missing)?;
+    Ok(Run {
+        success: out.status.success(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    })
+}
 
 /// Asserts that `promtool check metrics` accepts `exposition` with no lint finding.
 pub fn assert_metrics_clean(exposition: &str) {

@@ -16,7 +16,6 @@
 pub mod dashboard;
 pub mod duration;
 pub mod promql;
-pub mod promtool;
 pub mod repo;
 pub mod rules;
 pub mod vocabulary;

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use wsmon_testkit::promtool;
+use wsmon_tests::promql;
 use wsmon_tests::repo;
 use wsmon_tests::rules::{self, RuleFile, UnitTestFile};
-use wsmon_tests::{promql, promtool};
 
 const RUNBOOK_URL_PREFIX: &str = "https://github.com/wsmon/wsmon/blob/main/runbook/";
 const RUNBOOK_SECTIONS: [&str; 4] = ["## Meaning", "## Impact", "## Diagnosis", "## Mitigation"];

@@ -30,9 +30,9 @@ use support::exposition::{scrape, Scrape};
 use support::feed_process::FeedProcess;
 use support::prober::ProberDaemon;
 use support::prometheus::Prometheus;
-use support::redis::RedisServer;
 use support::{binaries, clients};
 use tokio::time::{sleep, Instant};
+use wsmon_testkit::redis::RedisServer;
 
 const FEED_JOB: &str = "wsmon-feed";
 const PROBE_JOB: &str = "wsmon-probe";

@@ -4,11 +4,8 @@
 
 pub mod blackhole;
 pub mod raw_ws;
-pub mod redis;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
@@ -21,42 +18,30 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsmon::{WebSocketUpgrade, WsMon, WsMonBuilder};
-use wsmon_feed::{self as feed, Feed, FeedConfig};
+use wsmon_feed::FeedConfig;
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// An in-process example feed with its own registry.
-pub struct FeedServer {
-    pub addr: SocketAddr,
-    pub feed: Arc<Feed>,
-    pub registry: Registry,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+pub use wsmon_testkit::exposition::Scrape;
+pub use wsmon_testkit::feed::FeedServer;
 
 pub async fn start_feed(config: FeedConfig) -> FeedServer {
-    let registry = Registry::new();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, feed, _task) =
-        feed::spawn("127.0.0.1:0".parse().unwrap(), config, &registry, async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("feed starts");
-    FeedServer {
-        addr,
-        feed,
-        registry,
-        _stop: stop,
-    }
+    FeedServer::start(config).await
 }
 
-impl FeedServer {
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
+/// A scrape of `registry` as the middleware renders it (`wsmon::export::prometheus`).
+pub fn scrape_of(registry: &Registry) -> Scrape {
+    Scrape::parse(&wsmon::export::prometheus::render(registry))
+}
 
-    pub fn metrics(&self) -> Scrape {
-        Scrape::of(&self.registry)
+/// What a test server exposes at `/metrics`, read in-process.
+pub trait Metrics {
+    fn metrics(&self) -> Scrape;
+}
+
+impl Metrics for FeedServer {
+    fn metrics(&self) -> Scrape {
+        scrape_of(&self.registry)
     }
 }
 
@@ -142,9 +127,11 @@ impl EchoServer {
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
+}
 
-    pub fn metrics(&self) -> Scrape {
-        Scrape::of(&self.registry)
+impl Metrics for EchoServer {
+    fn metrics(&self) -> Scrape {
+        scrape_of(&self.registry)
     }
 }
 
@@ -175,72 +162,20 @@ pub async fn connect_with_header(
     }
 }
 
-/// A parsed Prometheus text scrape.
-pub struct Scrape {
-    pub text: String,
-}
-
-impl Scrape {
-    pub fn of(registry: &Registry) -> Self {
-        Self {
-            text: wsmon::export::prometheus::render(registry),
-        }
-    }
-
-    /// The value of the series `name` whose labels include every pair in `labels`, summed
-    /// over matching series (0 when none match).
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.series(name)
-            .filter(|(l, _)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-            })
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    /// `(label block, value)` for every sample of `name`.
-    pub fn series<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        self.text.lines().filter_map(move |line| {
-            let rest = line.strip_prefix(name)?;
-            let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
-                let end = rest.rfind('}')?;
-                (&rest[..end], rest[end + 1..].trim())
-            } else if rest.starts_with(' ') {
-                ("", rest.trim())
-            } else {
-                return None;
-            };
-            Some((labels, value.parse().ok()?))
-        })
-    }
-
-    /// Number of sample lines whose name starts with `prefix`.
-    pub fn sample_count(&self, prefix: &str) -> usize {
-        self.text
-            .lines()
-            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
-            .count()
-    }
-}
-
-/// Polls `f` until it returns true or `timeout` passes; panics with `what` on timeout.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+/// [`wsmon_testkit::eventually`] on a yes/no condition, every 10 ms; panics with `what` when
+/// `limit` passes first.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f().await {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let every = Duration::from_millis(10);
+    let seen = wsmon_testkit::eventually(limit, every, || {
+        let done = check();
+        async move { done.await.then_some(()) }
+    })
+    .await;
+    assert!(seen.is_some(), "timed out waiting for: {what}");
 }
 
 /// Waits until the scrape value of `name{labels}` equals `expected`, then asserts it.
@@ -252,7 +187,7 @@ pub async fn expect_value(
 ) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let got = scrape().value(name, labels);
+        let got = scrape().sum(name, labels);
         if got == expected {
             return;
         }

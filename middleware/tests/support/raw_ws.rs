@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const OP_CONTINUATION: u8 = 0x0;
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
+#[allow(unused_imports)] // each test binary uses some of them
+pub use wsmon_testkit::frame::{
+    BINARY as OP_BINARY, CLOSE as OP_CLOSE, CONTINUATION as OP_CONTINUATION, PING as OP_PING,
+    TEXT as OP_TEXT,
+};
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -48,26 +48,8 @@ pub async fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
 /// One frame. `rsv` holds the three reserved bits in its low bits; `mask` is what every
 /// client must do and what the hostile cases leave out.
 pub fn frame(fin: bool, rsv: u8, opcode: u8, mask: bool, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 0b111) << 4) | (opcode & 0x0f)];
-    let mask_bit = if mask { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= 0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if mask {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
+    let first = (u8::from(fin) << 7) | ((rsv & 0b111) << 4) | (opcode & 0x0f);
+    wsmon_testkit::frame::encode(first, mask.then_some(MASK), payload)
 }
 
 /// A well-formed masked client frame.
@@ -77,8 +59,8 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// A masked binary frame header that claims `len` payload bytes, with none following.
 pub fn header_claiming(len: u64) -> Vec<u8> {
-    let mut out = vec![0x80 | OP_BINARY, 0x80 | 127];
-    out.extend_from_slice(&len.to_be_bytes());
+    let mut out = vec![0x80 | OP_BINARY];
+    out.extend_from_slice(&wsmon_testkit::frame::length_header(len, true));
     out.extend_from_slice(&MASK);
     out
 }

@@ -51,31 +51,13 @@ async fn drain(mut read: impl tokio::io::AsyncRead + Unpin) {
     .await;
 }
 
-/// A server frame (never masked): `first` is the FIN/RSV/opcode byte, the length is encoded
-/// in the shortest form.
+/// A server frame (never masked): `first` is the FIN/RSV/opcode byte.
 pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let len = payload.len();
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(payload);
-    out
+    wsmon_testkit::frame::encode(first, None, payload)
 }
 
-/// Opcodes and flags of the first frame byte.
-pub const FIN: u8 = 0x80;
-pub const RSV1: u8 = 0x40;
-pub const CONTINUATION: u8 = 0x0;
-pub const TEXT: u8 = 0x1;
-pub const CLOSE: u8 = 0x8;
-pub const PING: u8 = 0x9;
+#[allow(unused_imports)] // each test binary uses some of them
+pub use wsmon_testkit::frame::{CLOSE, CONTINUATION, FIN, PING, RSV1, TEXT};
 
 /// `{"seq":N}` as one final text frame.
 pub fn seq_frame(seq: u64) -> Vec<u8> {

@@ -15,40 +15,14 @@ use wsmon_probe::config::Config;
 use wsmon_probe::daemon::Daemon;
 
 /// The example feed on a free port, stopped when the returned guard drops.
-pub struct Feed {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
+pub use wsmon_testkit::feed::FeedServer as Feed;
 
 pub async fn feed(rate: f64) -> Feed {
-    let registry = prometheus::Registry::new();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = wsmon_feed::FeedConfig {
+    Feed::start(wsmon_feed::FeedConfig {
         rate,
         ..Default::default()
-    };
-    let (addr, _feed, _task) = wsmon_feed::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-        &registry,
-        async move {
-            let _ = rx.await;
-        },
-    )
+    })
     .await
-    .expect("feed starts");
-    Feed {
-        addr,
-        stop: Some(tx),
-    }
 }
 
 /// Writes `yaml` into a fresh temp dir and returns (dir guard, path).
@@ -76,13 +50,7 @@ pub fn spawn_bin(args: &[&str], stdout: std::process::Stdio) -> tokio::process::
         .unwrap_or_else(|e| panic!("wsmon-probe {args:?}: {e}"))
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use wsmon_testkit::free_port;
 
 /// `wsmon-probe daemon` as its own process (its own runtime, apart from the test's servers),
 /// on a free port, answering `/metrics` before this returns.
@@ -301,14 +269,14 @@ pub async fn get(url: &str) -> (u16, String) {
 /// The value of the sample `name{labels}` in Prometheus text, where `labels` is the exact
 /// label set as rendered (e.g. `canary="a",reason="stall"`).
 pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{labels}}} ")
-    };
-    text.lines()
-        .find(|l| l.starts_with(&prefix))
-        .and_then(|l| l[prefix.len()..].trim().parse().ok())
+    let scrape = wsmon_testkit::exposition::Scrape::parse(text);
+    let wanted = wsmon_testkit::exposition::Scrape::parse(&format!("{name}{{{labels}}} 0\n"));
+    let wanted = &wanted.samples[0].labels;
+    let value = scrape
+        .matching(name, &[])
+        .find(|s| s.labels == *wanted)
+        .map(|s| s.value);
+    value
 }
 
 /// `promtool check metrics` must find nothing to complain about.

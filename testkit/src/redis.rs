@@ -32,11 +32,7 @@ impl RedisServer {
     /// Starts redis-server on a free port and waits until it answers PING.
     pub async fn start() -> Self {
         let binary = redis_server_binary();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let dir = std::env::temp_dir().join(format!("wsmon-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
