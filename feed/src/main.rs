@@ -18,7 +18,7 @@ use wsmon_feed::{self as feed, FeedConfig};
     after_help = "Examples:\n  wsmon-feed --listen 127.0.0.1:8080 --rate 10\n  \
                   wsmon-feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
                   wsmon-feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
-                  Endpoints: GET /ws (WebSocket), POST /publish (JSON object), GET /metrics"
+                  Endpoints: GET /ws (WebSocket; ?from=N resumes after N), POST /publish (JSON object), GET /metrics"
 )]
 struct Args {
     /// Address to listen on.
@@ -52,6 +52,12 @@ struct Args {
     /// the sequence comes from Redis. Ticks and publishes pause while Redis is down.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Messages kept in memory for resumes (`GET /ws?from=N`); 0 keeps none.
+    #[arg(long, default_value_t = 10_000)]
+    history: usize,
+    /// About how many messages the Redis Stream retains (XADD MAXLEN ~), with --redis.
+    #[arg(long, default_value_t = 100_000)]
+    stream_retention: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -86,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
             .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
         redis: args.redis,
+        history: args.history,
+        stream_retention: args.stream_retention,
     };
     let registry = prometheus::Registry::new();
     // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.

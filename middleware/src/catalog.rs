@@ -304,6 +304,51 @@ pub const SERVER_METRICS: &[&MetricDef] = &[
     HEARTBEAT_TIMEOUTS_TOTAL,
 ];
 
+// --- resume and replay, reported by the application (`RouteHandle::record_resume`) ---
+// A self-contained block: the families, their list and their documentation title.
+metric!(
+    RESUMES_TOTAL,
+    "websocket_server_resumes_total",
+    "websocket.server.resumes",
+    "{resume}",
+    Counter,
+    [ROUTE, OUTCOME],
+    NONE,
+    "Connections that asked to resume after a sequence, by outcome: hit (everything after it was replayed) or miss (part of it was no longer retained)."
+);
+metric!(
+    REPLAYED_MESSAGES_TOTAL,
+    "websocket_server_replayed_messages_total",
+    "websocket.server.replayed_messages",
+    "{message}",
+    Counter,
+    [ROUTE],
+    NONE,
+    "Messages sent from history to resuming connections, before they continued live."
+);
+metric!(
+    RESUME_MISSED_MESSAGES_TOTAL,
+    "websocket_server_resume_missed_messages_total",
+    "websocket.server.resume_missed_messages",
+    "{message}",
+    Counter,
+    [ROUTE],
+    NONE,
+    "Messages a resume could not replay because they were older than the retained history, summed over misses."
+);
+
+/// The `outcome` values of [`RESUMES_TOTAL`].
+pub const RESUME_OUTCOMES: &[&str] = &["hit", "miss"];
+
+/// The resume and replay metrics, in documentation order.
+pub const RESUME_METRICS: &[&MetricDef] = &[
+    RESUMES_TOTAL,
+    REPLAYED_MESSAGES_TOTAL,
+    RESUME_MISSED_MESSAGES_TOTAL,
+];
+const RESUME_TITLE: &str = "Resume and replay (reported by the application)";
+// --- end of the resume and replay block ---
+
 // --- prober: canaries held by `wsmon-probe daemon` ---
 metric!(
     CANARY_UP,
@@ -621,6 +666,7 @@ pub const PROBE_METRICS: &[&MetricDef] = &[
 pub fn all() -> impl Iterator<Item = &'static MetricDef> {
     SERVER_METRICS
         .iter()
+        .chain(RESUME_METRICS.iter())
         .chain(CANARY_METRICS.iter())
         .chain(PROBE_METRICS.iter())
         .chain(EXPORTER_METRICS.iter())
@@ -637,6 +683,7 @@ pub fn markdown_tables() -> String {
     let mut out = String::new();
     for (title, defs) in [
         ("Middleware (`wsmon`)", SERVER_METRICS),
+        (RESUME_TITLE, RESUME_METRICS),
         ("Prober canaries (`wsmon-probe daemon`)", CANARY_METRICS),
         ("Prober on-demand checks (`/probe`)", PROBE_METRICS),
         ("Exporters", EXPORTER_METRICS),
