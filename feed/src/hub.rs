@@ -61,6 +61,10 @@ pub(crate) enum LocalResume {
 pub struct Hub {
     state: Mutex<State>,
     route: RouteHandle,
+    /// True once the hub follows the whole stream: from the start without Redis, and once
+    /// the Redis reader has found its starting point with it. Before that a resume cannot
+    /// tell where live delivery will begin.
+    joined: tokio::sync::watch::Sender<bool>,
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
@@ -70,7 +74,7 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
 
 impl Hub {
     /// A hub keeping the last `history` messages for resumes.
-    pub(crate) fn new(route: RouteHandle, history: usize) -> Self {
+    pub(crate) fn new(route: RouteHandle, history: usize, joined: bool) -> Self {
         route.set_head(0);
         Self {
             state: Mutex::new(State {
@@ -80,6 +84,7 @@ impl Hub {
                 history: History::new(history),
             }),
             route,
+            joined: tokio::sync::watch::Sender::new(joined),
         }
     }
 
@@ -169,6 +174,15 @@ impl Hub {
             state.head = seq;
             self.route.set_head(seq);
         }
+        drop(state);
+        self.joined.send_replace(true);
+    }
+
+    /// Waits until the hub follows the whole stream (see `joined`); false after `limit`.
+    pub(crate) async fn wait_joined(&self, limit: std::time::Duration) -> bool {
+        let mut joined = self.joined.subscribe();
+        let waited = tokio::time::timeout(limit, joined.wait_for(|j| *j)).await;
+        matches!(waited, Ok(Ok(_)))
     }
 
     fn fan_out(

@@ -135,7 +135,11 @@ impl Feed {
             builder = builder.heartbeat(hb);
         }
         let wsmon = builder.build(registry)?;
-        let hub = Hub::new(wsmon.route(WS_ROUTE), config.history);
+        let hub = Hub::new(
+            wsmon.route(WS_ROUTE),
+            config.history,
+            config.redis.is_none(),
+        );
         let bus = match &config.redis {
             Some(url) => Some(Arc::new(
                 RedisBus::new(url, config.stream_retention).map_err(|source| {

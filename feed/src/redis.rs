@@ -257,6 +257,14 @@ impl RedisBus {
         Ok(parse_ids(reply.ids).first().map_or(0, |p| p.seq))
     }
 
+    /// The error for Redis not answering within `timeout`.
+    pub(crate) fn unavailable(&self, timeout: Duration) -> PublishError {
+        PublishError::Timeout {
+            url: self.shown_url.clone(),
+            timeout,
+        }
+    }
+
     /// Runs one Redis round trip within three [`REDIS_TIMEOUT`]s (generous: a first call
     /// may connect, then load the script).
     async fn bounded<T>(

@@ -32,6 +32,9 @@ use crate::Feed;
 use wsmon::queue::QueueSender;
 use wsmon::ResumeOutcome;
 
+/// How long a resume waits for a just-started instance to find its place in the stream.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The query of `GET /ws`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct WsQuery {
@@ -133,6 +136,11 @@ async fn drive<S: Sink<Message> + Unpin>(
     queue: &QueueSender<Outbound>,
     p: &mut Progress<'_, S>,
 ) -> Result<Resumed, ReplayError> {
+    if let Some(bus) = feed.bus() {
+        if !feed.hub.wait_joined(JOIN_WAIT).await {
+            return Err(bus.unavailable(JOIN_WAIT).into());
+        }
+    }
     loop {
         match (feed.hub.subscribe_from(p.cursor, queue), feed.bus()) {
             (LocalResume::Subscribed { id, replay }, _) => {
