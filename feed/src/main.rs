@@ -36,7 +36,8 @@ struct Args {
     /// Delay before the snapshot, in milliseconds (injects a known first-payload latency).
     #[arg(long, default_value_t = 0)]
     first_payload_delay_ms: u64,
-    /// Outbound queue capacity per connection, in messages.
+    /// Outbound queue capacity per connection, in messages; 0 means unbounded (no overflow
+    /// policy ever applies: the "before" of the backpressure benchmark, not for production).
     #[arg(long, default_value_t = 1024)]
     queue_capacity: usize,
     /// What to do when a connection's outbound queue is full.
@@ -67,6 +68,19 @@ enum Overflow {
     Disconnect,
 }
 
+/// `capacity` messages per connection, or unbounded for 0. Unbounded keeps the default
+/// high-water mark, so slow consumers are still flagged while their queues grow.
+fn queue_config(capacity: usize, policy: OverflowPolicy) -> QueueConfig {
+    if capacity == 0 {
+        return QueueConfig {
+            capacity_messages: usize::MAX,
+            capacity_bytes: usize::MAX,
+            ..QueueConfig::default().policy(policy)
+        };
+    }
+    QueueConfig::default().capacity(capacity).policy(policy)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -85,9 +99,7 @@ async fn main() -> anyhow::Result<()> {
         allowed_origins: args.allow_origin,
         max_message_bytes: Some(args.max_message_bytes),
         first_payload_delay: Duration::from_millis(args.first_payload_delay_ms),
-        queue: QueueConfig::default()
-            .capacity(args.queue_capacity)
-            .policy(policy),
+        queue: queue_config(args.queue_capacity, policy),
         heartbeat: (args.heartbeat_secs > 0)
             .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
