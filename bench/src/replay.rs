@@ -243,8 +243,7 @@ pub fn report(figures: &[Figures], opts: &Options) -> String {
         ]);
     }
     format!(
-        "## 8. Replay cost\n\nOne client, `GET /ws?from=N`, debug-free release build, feeds in \
-         the benchmark process. Throughput: a backlog of {} messages replayed from `from=0`, \
+        "## 8. Replay cost\n\nOne client, `GET /ws?from=N`, feeds in the benchmark process. Throughput: a backlog of {} messages replayed from `from=0`, \
          timed from the connect to the last one. Catch-up: the feed ticks at {} messages/s, the \
          client is away for {} s and reconnects with its last sequence; timed from the \
          reconnect to the first message at or past the head at reconnect (the replay plus the \
