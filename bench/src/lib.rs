@@ -6,6 +6,7 @@
 //! of the test command except the unit tests of the pure helpers.
 
 pub mod accuracy;
+pub mod backpressure;
 pub mod cold_start;
 pub mod counted;
 pub mod feed_host;
@@ -17,6 +18,7 @@ pub mod markdown;
 pub mod otlp_sink;
 pub mod overhead;
 pub mod procs;
+pub mod replay;
 pub mod scrape;
 pub mod server;
 pub mod summary;

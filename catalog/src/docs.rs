@@ -1,12 +1,13 @@
 //! The Markdown tables of `docs/metrics.md`, rendered from the catalog.
 
-use crate::{canary, exporter, probe, server};
+use crate::{canary, exporter, probe, resume, server};
 
 /// Renders the catalog as the Markdown tables between the markers of `docs/metrics.md`.
 pub fn markdown_tables() -> String {
     let mut out = String::new();
     for (title, defs) in [
         ("Middleware (`wsmon`)", server::SERVER_METRICS),
+        (resume::RESUME_TITLE, resume::RESUME_METRICS),
         (
             "Prober canaries (`wsmon-probe daemon`)",
             canary::CANARY_METRICS,

@@ -42,6 +42,7 @@ pub mod exporter;
 pub mod label;
 pub mod otel;
 pub mod probe;
+pub mod resume;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 pub mod server;
@@ -52,6 +53,7 @@ pub use def::{Kind, MetricDef};
 pub use canary::*;
 pub use exporter::*;
 pub use probe::*;
+pub use resume::*;
 pub use server::*;
 
 /// The route label value for requests that matched no route.
@@ -61,6 +63,7 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub fn all() -> impl Iterator<Item = &'static MetricDef> {
     server::SERVER_METRICS
         .iter()
+        .chain(resume::RESUME_METRICS.iter())
         .chain(canary::CANARY_METRICS.iter())
         .chain(probe::PROBE_METRICS.iter())
         .chain(exporter::EXPORTER_METRICS.iter())

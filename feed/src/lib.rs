@@ -2,18 +2,24 @@
 //!
 //! - `GET /ws`: sends `{"type":"snapshot","seq":HEAD}` on connect, then every broadcast;
 //!   answers `{"op":"head"}` with `{"type":"head","seq":HEAD}`.
+//! - `GET /ws?from=N`: resumes after sequence `N`: every message with `seq > N` in order,
+//!   then live, and no snapshot; a resume point older than the retained history is answered
+//!   with `{"type":"resume_miss","from":N,"oldest":M}` first (see [`resume`](self::resume)).
 //! - `POST /publish`: broadcasts a JSON object with `seq` and `ts` added; answers `{"seq":N}`.
 //! - `GET /metrics`: Prometheus text.
 //!
 //! A ticker broadcasts `{"type":"tick","seq":N,"ts":UNIX_MS}` at the configured rate.
 //!
-//! With [`FeedConfig::redis`] set, several instances share one stream through Redis (see
-//! [`redis`](self::redis) for the behaviour when Redis goes away). Each connection must send
+//! With [`FeedConfig::redis`] set, several instances share one durable stream through a Redis
+//! Stream (see [`redis`](self::redis) for the behaviour when Redis goes away); without it the
+//! feed keeps the last [`FeedConfig::history`] messages in memory for resumes. Each connection must send
 //! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
 //! slowloris client is cut off).
 
+mod history;
 mod hub;
 pub mod redis;
+pub mod resume;
 mod routes;
 mod server;
 
@@ -52,6 +58,11 @@ pub struct FeedConfig {
     /// `redis://host:port/db`: share the broadcast stream with every feed on this Redis.
     /// Each instance with a non-zero `rate` ticks into the shared stream.
     pub redis: Option<String>,
+    /// Messages kept in memory for `GET /ws?from=N` (with Redis too: a resume within them
+    /// needs no Redis round trip). 0 keeps none.
+    pub history: usize,
+    /// About how many messages the Redis Stream retains (`XADD MAXLEN ~`).
+    pub stream_retention: usize,
 }
 
 impl Default for FeedConfig {
@@ -65,6 +76,8 @@ impl Default for FeedConfig {
             heartbeat: Some(Heartbeat::every(Duration::from_secs(15))),
             header_read_timeout: Duration::from_secs(10),
             redis: None,
+            history: 10_000,
+            stream_retention: 100_000,
         }
     }
 }
@@ -81,6 +94,8 @@ impl std::fmt::Debug for FeedConfig {
             .field("heartbeat", &self.heartbeat)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("redis", &self.redis.as_deref().map(redis::redact))
+            .field("history", &self.history)
+            .field("stream_retention", &self.stream_retention)
             .finish()
     }
 }
@@ -120,14 +135,20 @@ impl Feed {
             builder = builder.heartbeat(hb);
         }
         let wsmon = builder.build(registry)?;
-        let hub = Hub::new(wsmon.route(WS_ROUTE));
+        let hub = Hub::new(
+            wsmon.route(WS_ROUTE),
+            config.history,
+            config.redis.is_none(),
+        );
         let bus = match &config.redis {
-            Some(url) => Some(Arc::new(RedisBus::new(url).map_err(|source| {
-                FeedError::RedisUrl {
-                    url: redis::redact(url),
-                    source,
-                }
-            })?)),
+            Some(url) => Some(Arc::new(
+                RedisBus::new(url, config.stream_retention).map_err(|source| {
+                    FeedError::RedisUrl {
+                        url: redis::redact(url),
+                        source,
+                    }
+                })?,
+            )),
             None => None,
         };
         Ok(Arc::new(Self {
@@ -144,6 +165,10 @@ impl Feed {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    pub(crate) fn bus(&self) -> Option<&RedisBus> {
+        self.bus.as_deref()
     }
 
     /// The axum router: `/ws`, `/publish`, `/metrics`, with the wsmon layer.
@@ -183,7 +208,7 @@ impl Feed {
         let ticker = tokio::spawn(self.clone().run_ticker());
         let subscriber = self.bus.clone().map(|bus| {
             tracing::info!(redis = %bus.shown_url(), "feed: sharing the stream through redis");
-            tokio::spawn(redis::run_subscriber(self.clone(), bus))
+            tokio::spawn(redis::run_reader(self.clone(), bus))
         });
         let result = server::serve(
             listener,

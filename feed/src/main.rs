@@ -18,7 +18,7 @@ use wsmon_feed::{self as feed, FeedConfig};
     after_help = "Examples:\n  wsmon-feed --listen 127.0.0.1:8080 --rate 10\n  \
                   wsmon-feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
                   wsmon-feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
-                  Endpoints: GET /ws (WebSocket), POST /publish (JSON object), GET /metrics"
+                  Endpoints: GET /ws (WebSocket; ?from=N resumes after N), POST /publish (JSON object), GET /metrics"
 )]
 struct Args {
     /// Address to listen on.
@@ -36,7 +36,8 @@ struct Args {
     /// Delay before the snapshot, in milliseconds (injects a known first-payload latency).
     #[arg(long, default_value_t = 0)]
     first_payload_delay_ms: u64,
-    /// Outbound queue capacity per connection, in messages.
+    /// Outbound queue capacity per connection, in messages; 0 means unbounded (no overflow
+    /// policy ever applies: the "before" of the backpressure benchmark, not for production).
     #[arg(long, default_value_t = 1024)]
     queue_capacity: usize,
     /// What to do when a connection's outbound queue is full.
@@ -52,6 +53,12 @@ struct Args {
     /// the sequence comes from Redis. Ticks and publishes pause while Redis is down.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Messages kept in memory for resumes (`GET /ws?from=N`); 0 keeps none.
+    #[arg(long, default_value_t = 10_000)]
+    history: usize,
+    /// About how many messages the Redis Stream retains (XADD MAXLEN ~), with --redis.
+    #[arg(long, default_value_t = 100_000)]
+    stream_retention: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -59,6 +66,19 @@ enum Overflow {
     DropOldest,
     DropNewest,
     Disconnect,
+}
+
+/// `capacity` messages per connection, or unbounded for 0. Unbounded keeps the default
+/// high-water mark, so slow consumers are still flagged while their queues grow.
+fn queue_config(capacity: usize, policy: OverflowPolicy) -> QueueConfig {
+    if capacity == 0 {
+        return QueueConfig {
+            capacity_messages: usize::MAX,
+            capacity_bytes: usize::MAX,
+            ..QueueConfig::default().policy(policy)
+        };
+    }
+    QueueConfig::default().capacity(capacity).policy(policy)
 }
 
 #[tokio::main]
@@ -79,13 +99,13 @@ async fn main() -> anyhow::Result<()> {
         allowed_origins: args.allow_origin,
         max_message_bytes: Some(args.max_message_bytes),
         first_payload_delay: Duration::from_millis(args.first_payload_delay_ms),
-        queue: QueueConfig::default()
-            .capacity(args.queue_capacity)
-            .policy(policy),
+        queue: queue_config(args.queue_capacity, policy),
         heartbeat: (args.heartbeat_secs > 0)
             .then(|| Heartbeat::every(Duration::from_secs(args.heartbeat_secs))),
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
         redis: args.redis,
+        history: args.history,
+        stream_retention: args.stream_retention,
     };
     let registry = prometheus::Registry::new();
     // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.

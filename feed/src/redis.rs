@@ -1,25 +1,29 @@
-//! Cross-instance fan-out over Redis: several feeds share one broadcast stream.
+//! Cross-instance fan-out over Redis: several feeds share one durable stream.
 //!
 //! A publish (a tick or `POST /publish`) runs one Lua script on Redis that takes the next
-//! sequence with `INCR` and `PUBLISH`es the message in the same atomic step. Every instance,
-//! the publisher included, subscribes to the channel and fans out what arrives, so all
-//! instances deliver the same messages with the same sequence numbers in the same order.
+//! sequence with `INCR` and appends the message to the Redis Stream [`STREAM_KEY`] under the
+//! entry ID `<seq>-0`, in the same atomic step, trimmed to about `--stream-retention`
+//! entries (`MAXLEN ~`). The stream is therefore dense and ordered: entry IDs are the
+//! sequences, consecutive. Every instance, the publisher included, follows the stream with
+//! `XREAD BLOCK` from the last ID it delivered and fans out what arrives, so all instances
+//! deliver the same messages with the same sequence numbers in the same order.
 //!
 //! While Redis is unreachable nothing is published anywhere: a tick is skipped, `POST
 //! /publish` answers 503, and the streams stop advancing (clients stay connected; heartbeats
-//! go on). The subscriber reconnects with full-jitter backoff, and the command connection
-//! reconnects on the next publish. A Redis that comes back empty (restarted without
-//! persistence) does not restart the sequence: each publish passes the instance's head as a
-//! floor, so sequences never go backwards. Messages published while an instance's
-//! subscription was down are missed by that instance, which its clients see as a sequence
-//! gap.
+//! go on). The reader reconnects with full-jitter backoff and continues from the last ID it
+//! delivered, so after an outage (or a lost connection) it catches up on everything the
+//! stream still retains and its clients miss nothing. A resume (`GET /ws?from=N`) older than
+//! the instance's in-memory history is read from the stream with `XRANGE`. A Redis that
+//! comes back empty (restarted without persistence) does not restart the sequence: each
+//! publish passes the instance's head as a floor, so sequences never go backwards; what the
+//! lost stream held can no longer be replayed, and a resume from before it is a miss.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use serde_json::{Map, Value};
 
 use crate::Feed;
@@ -27,19 +31,27 @@ use wsmon::backoff::Backoff;
 
 /// The key holding the shared sequence.
 pub const SEQUENCE_KEY: &str = "wsmon:feed:seq";
-/// The pub/sub channel carrying `"<seq> <envelope JSON>"`.
-pub const CHANNEL: &str = "wsmon:feed:broadcast";
+/// The Redis Stream of every published message: entry ID `<seq>-0`, field
+/// [`ENVELOPE_FIELD`] holding `{"ts":MS,"object":{...}}` (no `object` for a tick).
+pub const STREAM_KEY: &str = "wsmon:feed:stream";
+/// The stream entry field carrying the envelope JSON.
+pub const ENVELOPE_FIELD: &str = "m";
 
-/// Raises the sequence to the caller's floor if Redis lost it, then sequences and publishes
-/// atomically, so every subscriber sees sequences in increasing order.
+/// Raises the sequence to the caller's floor if Redis lost it, then sequences and appends
+/// atomically, so the stream's entry IDs are the sequences, dense and in order.
 const PUBLISH_SCRIPT: &str = r"
 local floor = tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current < floor then redis.call('SET', KEYS[1], floor) end
 local seq = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', KEYS[2], seq .. ' ' .. ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'm', ARGV[1])
 return seq
 ";
+
+/// How long one `XREAD` blocks; the reader's connection allows this plus [`REDIS_TIMEOUT`].
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// Entries per `XREAD` or `XRANGE` round trip.
+pub(crate) const READ_CHUNK: usize = 1000;
 
 /// Bounds every Redis round trip, so a dead or paused Redis never stalls a publisher.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -65,6 +77,8 @@ pub(crate) struct RedisBus {
     manager: tokio::sync::Mutex<Option<ConnectionManager>>,
     script: redis::Script,
     healthy: AtomicBool,
+    /// `MAXLEN ~` of the stream.
+    retention: usize,
 }
 
 /// `redis://user:secret@host/0` → `redis://***@host/0`: credentials never reach a log.
@@ -78,13 +92,15 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 impl RedisBus {
-    pub(crate) fn new(url: &str) -> Result<Self, redis::RedisError> {
+    /// A bus on `url` keeping about `retention` messages in the stream.
+    pub(crate) fn new(url: &str, retention: usize) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
             shown_url: redact(url),
             manager: tokio::sync::Mutex::new(None),
             script: redis::Script::new(PUBLISH_SCRIPT),
             healthy: AtomicBool::new(true),
+            retention: retention.max(1),
         })
     }
 
@@ -118,24 +134,14 @@ impl RedisBus {
             let mut conn = self.connection().await?;
             self.script
                 .key(SEQUENCE_KEY)
-                .key(CHANNEL)
+                .key(STREAM_KEY)
                 .arg(envelope)
                 .arg(floor)
+                .arg(self.retention)
                 .invoke_async::<u64>(&mut conn)
                 .await
         };
-        // Generous: a first publish may connect, then load the script.
-        let result = match tokio::time::timeout(REDIS_TIMEOUT * 3, attempt).await {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(source)) => Err(PublishError::Redis {
-                url: self.shown_url.clone(),
-                source,
-            }),
-            Err(_) => Err(PublishError::Timeout {
-                url: self.shown_url.clone(),
-                timeout: REDIS_TIMEOUT * 3,
-            }),
-        };
+        let result = self.bounded(attempt).await;
         self.note(&result);
         result
     }
@@ -166,7 +172,7 @@ pub(crate) fn envelope(ts_ms: u64, object: Option<Map<String, Value>>) -> String
     Value::Object(env).to_string()
 }
 
-/// One message as it arrives on the channel.
+/// One message as read from the stream.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Published {
     pub(crate) seq: u64,
@@ -175,11 +181,11 @@ pub(crate) struct Published {
     pub(crate) object: Option<Map<String, Value>>,
 }
 
-/// Parses `"<seq> <envelope>"`.
-pub(crate) fn parse_message(payload: &str) -> Option<Published> {
-    let (seq, env) = payload.split_once(' ')?;
+/// Parses a stream entry: ID `<seq>-0` and its envelope.
+pub(crate) fn parse_entry(id: &str, envelope: &str) -> Option<Published> {
+    let (seq, _) = id.split_once('-')?;
     let seq = seq.parse().ok()?;
-    let Value::Object(mut env) = serde_json::from_str::<Value>(env).ok()? else {
+    let Value::Object(mut env) = serde_json::from_str::<Value>(envelope).ok()? else {
         return None;
     };
     let ts = env.get("ts")?.as_u64()?;
@@ -195,52 +201,179 @@ pub(crate) fn parse_message(payload: &str) -> Option<Published> {
     })
 }
 
-/// Holds the subscription for as long as the feed runs, resubscribing with backoff.
-pub(crate) async fn run_subscriber(feed: Arc<Feed>, bus: Arc<RedisBus>) {
+/// The entries of a stream reply that parse; the others are logged and skipped.
+fn parse_ids(ids: Vec<StreamId>) -> Vec<Published> {
+    ids.into_iter()
+        .filter_map(|entry| {
+            let env: Option<String> = entry.get(ENVELOPE_FIELD);
+            let parsed = env.as_deref().and_then(|e| parse_entry(&entry.id, e));
+            if parsed.is_none() {
+                tracing::warn!(
+                    stream = STREAM_KEY,
+                    id = %entry.id,
+                    "feed: ignoring a stream entry that is not <seq>-0 with a JSON envelope"
+                );
+            }
+            parsed
+        })
+        .collect()
+}
+
+impl RedisBus {
+    /// Up to `count` stream entries with sequence `>= first`, oldest first.
+    pub(crate) async fn range(
+        &self,
+        first: u64,
+        count: usize,
+    ) -> Result<Vec<Published>, PublishError> {
+        let attempt = async {
+            let mut conn = self.connection().await?;
+            redis::cmd("XRANGE")
+                .arg(STREAM_KEY)
+                .arg(format!("{first}-0"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(count)
+                .query_async::<StreamRangeReply>(&mut conn)
+                .await
+        };
+        self.bounded(attempt).await.map(|r| parse_ids(r.ids))
+    }
+
+    /// The newest sequence in the stream (0 when it is empty).
+    pub(crate) async fn last_seq(&self) -> Result<u64, PublishError> {
+        let attempt = async {
+            let mut conn = self.connection().await?;
+            redis::cmd("XREVRANGE")
+                .arg(STREAM_KEY)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async::<StreamRangeReply>(&mut conn)
+                .await
+        };
+        let reply = self.bounded(attempt).await?;
+        Ok(parse_ids(reply.ids).first().map_or(0, |p| p.seq))
+    }
+
+    /// The error for Redis not answering within `timeout`.
+    pub(crate) fn unavailable(&self, timeout: Duration) -> PublishError {
+        PublishError::Timeout {
+            url: self.shown_url.clone(),
+            timeout,
+        }
+    }
+
+    /// Runs one Redis round trip within three [`REDIS_TIMEOUT`]s (generous: a first call
+    /// may connect, then load the script).
+    async fn bounded<T>(
+        &self,
+        attempt: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, PublishError> {
+        match tokio::time::timeout(REDIS_TIMEOUT * 3, attempt).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(PublishError::Redis {
+                url: self.shown_url.clone(),
+                source,
+            }),
+            Err(_) => Err(PublishError::Timeout {
+                url: self.shown_url.clone(),
+                timeout: REDIS_TIMEOUT * 3,
+            }),
+        }
+    }
+}
+
+/// Follows the stream for as long as the feed runs, delivering every entry after the last
+/// one delivered; reconnects with backoff and catches up from where it stopped.
+pub(crate) async fn run_reader(feed: Arc<Feed>, bus: Arc<RedisBus>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut was_down = false;
+    // Where to start: the stream's newest entry, so a new instance delivers from now on (a
+    // resume reaches further back through `range`).
+    let mut last: Option<u64> = None;
     loop {
-        let subscribed = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut pubsub = bus.client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        match subscribed {
-            Ok(Ok(mut pubsub)) => {
-                backoff.reset();
-                if was_down {
-                    tracing::info!(redis = %bus.shown_url, "feed: resubscribed to redis");
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(READ_BLOCK + REDIS_TIMEOUT);
+        let connected = bus
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+        let mut conn = match connected {
+            Ok(conn) => conn,
+            Err(err) => {
+                if !was_down {
+                    tracing::warn!(error = %err, redis = %bus.shown_url, "feed: cannot read the redis stream; retrying");
+                    was_down = true;
                 }
-                let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    let payload: String = match msg.get_payload() {
-                        Ok(p) => p,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "feed: unreadable redis message");
-                            continue;
-                        }
-                    };
-                    match parse_message(&payload) {
-                        Some(p) => feed.hub.deliver(p.seq, p.ts_ms, p.object),
-                        None => tracing::warn!(
-                            channel = CHANNEL,
-                            "feed: ignoring a redis message that is not \"<seq> <json>\""
-                        ),
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+        };
+        let after = match last {
+            Some(seq) => seq,
+            None => match bus.last_seq().await {
+                Ok(seq) => {
+                    feed.hub.deliver_head(seq);
+                    last = Some(seq);
+                    seq
+                }
+                Err(err) => {
+                    if !was_down {
+                        tracing::warn!(error = %err, "feed: cannot read the redis stream; retrying");
+                        was_down = true;
                     }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
                 }
-                tracing::warn!(redis = %bus.shown_url, "feed: redis subscription lost; resubscribing");
-                was_down = true;
+            },
+        };
+        if was_down {
+            // Stays set: the next read failure logs by itself, and reconnect failures after
+            // it stay quiet.
+            tracing::info!(redis = %bus.shown_url, after, "feed: reading the redis stream again");
+        }
+        backoff.reset();
+        let mut after = after;
+        loop {
+            let read = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_CHUNK)
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(STREAM_KEY)
+                .arg(format!("{after}-0"))
+                .query_async::<Option<StreamReadReply>>(&mut conn)
+                .await;
+            match read {
+                Ok(reply) => {
+                    let ids = reply
+                        .into_iter()
+                        .flat_map(|r| r.keys)
+                        .flat_map(|k| k.ids)
+                        .collect();
+                    for p in parse_ids(ids) {
+                        if p.seq > after + 1 {
+                            tracing::warn!(
+                                after,
+                                next = p.seq,
+                                "feed: the stream no longer holds messages this instance missed"
+                            );
+                        }
+                        after = after.max(p.seq);
+                        feed.hub.deliver(p.seq, p.ts_ms, p.object);
+                    }
+                    last = Some(after);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, redis = %bus.shown_url, "feed: redis stream read failed; reconnecting");
+                    was_down = true;
+                    break;
+                }
             }
-            Ok(Err(err)) if !was_down => {
-                tracing::warn!(error = %err, redis = %bus.shown_url, "feed: cannot subscribe to redis; retrying");
-                was_down = true;
-            }
-            Err(_) if !was_down => {
-                tracing::warn!(redis = %bus.shown_url, "feed: redis subscribe timed out; retrying");
-                was_down = true;
-            }
-            _ => {}
         }
         tokio::time::sleep(backoff.next_delay()).await;
     }
@@ -261,28 +394,28 @@ mod tests {
     }
 
     #[test]
-    fn envelopes_round_trip_through_the_channel_format() {
+    fn envelopes_round_trip_through_the_stream_entry_format() {
         let mut object = Map::new();
         object.insert("nonce".into(), "a b c".into());
         let env = envelope(1234, Some(object.clone()));
-        let parsed = parse_message(&format!("42 {env}")).unwrap();
+        let parsed = parse_entry("42-0", &env).unwrap();
         assert_eq!((parsed.seq, parsed.ts_ms), (42, 1234));
         assert_eq!(parsed.object, Some(object));
-        let tick = parse_message(&format!("7 {}", envelope(5, None))).unwrap();
+        let tick = parse_entry("7-0", &envelope(5, None)).unwrap();
         assert_eq!((tick.seq, tick.ts_ms, tick.object), (7, 5, None));
     }
 
     #[test]
-    fn malformed_channel_messages_are_rejected() {
-        for bad in [
-            "",
-            "42",
-            "x {\"ts\":1}",
-            "1 {}",
-            "1 []",
-            "1 {\"ts\":1,\"object\":3}",
+    fn malformed_stream_entries_are_rejected() {
+        for (id, env) in [
+            ("", "{\"ts\":1}"),
+            ("42", "{\"ts\":1}"),
+            ("x-0", "{\"ts\":1}"),
+            ("1-0", "{}"),
+            ("1-0", "[]"),
+            ("1-0", "{\"ts\":1,\"object\":3}"),
         ] {
-            assert_eq!(parse_message(bad), None, "{bad:?}");
+            assert_eq!(parse_entry(id, env), None, "{id:?} {env:?}");
         }
     }
 }

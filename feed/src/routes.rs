@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
 use crate::hub::Outbound;
+use crate::resume::{self, ReplayError, WsQuery};
 use crate::{Feed, WS_ROUTE};
 use wsmon::queue::{outbound_queue, Next, QueueReceiver};
 use wsmon::{WebSocket, WebSocketUpgrade};
@@ -27,8 +28,14 @@ pub(crate) fn router(feed: Arc<Feed>) -> Router {
         .layer(wsmon.layer())
 }
 
-async fn ws_handler(ws: WebSocketUpgrade, State(feed): State<Arc<Feed>>) -> Response {
-    ws.on_upgrade(move |socket| serve_socket(feed, socket))
+/// `GET /ws`, or `GET /ws?from=N` to resume after sequence `N` (see `resume.rs`). A `from`
+/// that is not an unsigned integer is answered with 400 before the upgrade.
+async fn ws_handler(
+    ws: WebSocketUpgrade,
+    State(feed): State<Arc<Feed>>,
+    Query(query): Query<WsQuery>,
+) -> Response {
+    ws.on_upgrade(move |socket| serve_socket(feed, socket, query.from))
 }
 
 /// The largest body `POST /publish` reads (axum's default limit for `Bytes`).
@@ -68,31 +75,56 @@ fn is_head_request(text: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn serve_socket(feed: Arc<Feed>, socket: WebSocket) {
+async fn serve_socket(feed: Arc<Feed>, socket: WebSocket, from: Option<u64>) {
     let handle = socket.handle();
     let (queue, mut outbound) = outbound_queue::<Outbound>(&handle, feed.config.queue);
-    let (id, head) = feed.hub.subscribe(queue.clone());
     let (mut sink, mut stream) = socket.split();
+    // Set once the connection is subscribed, so it can be unsubscribed however it ends.
+    let subscriber = std::sync::Mutex::new(None);
 
     let writer = async {
         if !feed.config.first_payload_delay.is_zero() {
             tokio::time::sleep(feed.config.first_payload_delay).await;
         }
-        let snapshot = format!(r#"{{"type":"snapshot","seq":{head}}}"#);
-        if sink.send(Message::Text(snapshot.into())).await.is_err() {
-            return;
-        }
-        write_queued(&mut sink, &mut outbound, &handle).await;
+        let last_sent = match from {
+            None => {
+                let (id, head) = feed.hub.subscribe(queue.clone());
+                *subscriber.lock().unwrap() = Some(id);
+                let snapshot = format!(r#"{{"type":"snapshot","seq":{head}}}"#);
+                if sink.send(Message::Text(snapshot.into())).await.is_err() {
+                    return;
+                }
+                head
+            }
+            Some(from) => match resume::replay(&feed, from, &queue, &mut sink).await {
+                Ok(resumed) => {
+                    *subscriber.lock().unwrap() = Some(resumed.id);
+                    resumed.last_sent
+                }
+                Err(ReplayError::Closed) => return,
+                Err(ReplayError::Unavailable(err)) => {
+                    tracing::warn!(error = %err, from, "feed: cannot resume; closing with 1013");
+                    let close = Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: wsmon::close_code::TRY_AGAIN_LATER,
+                        reason: Utf8Bytes::from_static("resume unavailable"),
+                    }));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                    return;
+                }
+            },
+        };
+        write_queued(&mut sink, &mut outbound, &handle, last_sent).await;
     };
     // The reader runs as its own task: polled only when the socket is readable, instead of on
     // every write (tungstenite zero-fills its read buffer on each read attempt).
     let reader_feed = feed.clone();
+    let replies = queue.clone();
     let mut reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             if let Message::Text(text) = &msg {
                 if is_head_request(text.as_str()) {
                     let reply = format!(r#"{{"type":"head","seq":{}}}"#, reader_feed.hub.head());
-                    queue.push(Outbound {
+                    replies.push(Outbound {
                         msg: Message::Text(Utf8Bytes::from(reply)),
                         stamp: None,
                     });
@@ -104,19 +136,30 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket) {
         _ = writer => reader.abort(),
         _ = &mut reader => {}
     }
-    feed.hub.unsubscribe(id);
+    if let Some(id) = subscriber.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        feed.hub.unsubscribe(id);
+    }
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
+/// Drains the queue onto the socket; a message at or below `last_sent` was sent already (by
+/// a replay that overlapped the live stream) and is skipped.
 async fn write_queued(
     sink: &mut Sink,
     outbound: &mut QueueReceiver<Outbound>,
     handle: &wsmon::ConnectionHandle,
+    mut last_sent: u64,
 ) {
     loop {
         match outbound.recv().await {
             Next::Message(item) => {
+                if let Some(seq) = item.seq() {
+                    if seq <= last_sent {
+                        continue;
+                    }
+                    last_sent = seq;
+                }
                 if let Some(stamp) = item.stamp {
                     handle.stamp_next(stamp);
                 }

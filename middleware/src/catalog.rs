@@ -8,6 +8,7 @@ pub use wsmon_catalog::buckets::{
     CONNECTION_DURATION_BUCKETS, LATENCY_BUCKETS, MESSAGE_COUNT_BUCKETS,
 };
 pub use wsmon_catalog::exporter::*;
+pub use wsmon_catalog::resume::*;
 pub use wsmon_catalog::server::*;
 pub use wsmon_catalog::{Kind, MetricDef, UNMATCHED_ROUTE};
 

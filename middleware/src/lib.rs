@@ -45,6 +45,7 @@ pub mod heartbeat;
 mod metrics;
 mod monitor;
 pub mod queue;
+pub mod resume;
 pub mod sequencer;
 pub mod socket;
 pub mod tungstenite;
@@ -58,6 +59,7 @@ pub use heartbeat::Heartbeat;
 pub(crate) use monitor::ConnectionConfig;
 pub use monitor::{RouteHandle, WsMon, WsMonBuilder};
 pub use queue::{outbound_queue, OverflowPolicy, QueueConfig, QueueReceiver, QueueSender};
+pub use resume::ResumeOutcome;
 pub use sequencer::{Stamp, StampExtractor};
 pub use socket::{ConnectionHandle, Instrumented};
 

@@ -35,6 +35,7 @@ pub(crate) struct Families {
     lag_seconds: HistogramVec,
     ping_rtt: HistogramVec,
     heartbeat_timeouts: IntCounterVec,
+    resume: ResumeFamilies,
 }
 
 /// The middleware's metrics: families plus one [`RouteMetrics`] per route template.
@@ -65,6 +66,7 @@ impl Metrics {
             lag_seconds: SEQUENCER_LAG_SECONDS.histogram_vec(),
             ping_rtt: PING_RTT_SECONDS.histogram_vec(),
             heartbeat_timeouts: HEARTBEAT_TIMEOUTS_TOTAL.int_counter_vec(),
+            resume: ResumeFamilies::new(),
         };
         let f = &families;
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -83,6 +85,7 @@ impl Metrics {
             Box::new(f.ping_rtt.clone()),
             Box::new(f.heartbeat_timeouts.clone()),
         ];
+        let collectors = collectors.into_iter().chain(f.resume.collectors());
         for c in collectors {
             registry.register(c)?;
         }
@@ -157,6 +160,7 @@ pub struct RouteMetrics {
     pub(crate) lag_seconds: Histogram,
     pub(crate) ping_rtt: Histogram,
     pub(crate) heartbeat_timeouts: IntCounter,
+    pub(crate) resume: ResumeCounters,
     upgrades: IntCounterVec,
     closes: IntCounterVec,
     classifier: CloseCodeClassifier,
@@ -187,6 +191,7 @@ impl RouteMetrics {
             lag_seconds: f.lag_seconds.with_label_values(&[r]),
             ping_rtt: f.ping_rtt.with_label_values(&[r]),
             heartbeat_timeouts: f.heartbeat_timeouts.with_label_values(&[r]),
+            resume: f.resume.route(r),
             upgrades: f.upgrades.clone(),
             closes: f.closes.clone(),
             classifier: classifier.clone(),
@@ -446,5 +451,51 @@ impl Collector for LiveCollector {
         out.extend(self.queued.collect());
         out.extend(self.slow.collect());
         out
+    }
+}
+
+// --- resume and replay (reported through `crate::resume`); one block so it moves as one ---
+
+/// The resume families (catalog block `RESUME_METRICS`).
+#[derive(Clone)]
+pub(crate) struct ResumeFamilies {
+    resumes: IntCounterVec,
+    replayed: IntCounterVec,
+    missed: IntCounterVec,
+}
+
+/// One route's resume counters, resolved once.
+pub(crate) struct ResumeCounters {
+    pub(crate) hit: IntCounter,
+    pub(crate) miss: IntCounter,
+    pub(crate) replayed: IntCounter,
+    pub(crate) missed: IntCounter,
+}
+
+impl ResumeFamilies {
+    fn new() -> Self {
+        Self {
+            resumes: catalog::RESUMES_TOTAL.int_counter_vec(),
+            replayed: catalog::REPLAYED_MESSAGES_TOTAL.int_counter_vec(),
+            missed: catalog::RESUME_MISSED_MESSAGES_TOTAL.int_counter_vec(),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.resumes.clone()),
+            Box::new(self.replayed.clone()),
+            Box::new(self.missed.clone()),
+        ]
+    }
+
+    /// The route's counters, at zero from the start so miss ratios work before any resume.
+    fn route(&self, r: &str) -> ResumeCounters {
+        ResumeCounters {
+            hit: self.resumes.with_label_values(&[r, "hit"]),
+            miss: self.resumes.with_label_values(&[r, "miss"]),
+            replayed: self.replayed.with_label_values(&[r]),
+            missed: self.missed.with_label_values(&[r]),
+        }
     }
 }

@@ -131,7 +131,7 @@ impl WsMonBuilder {
 /// A route's handle, for reporting its head sequence.
 #[derive(Clone)]
 pub struct RouteHandle {
-    metrics: Arc<RouteMetrics>,
+    pub(crate) metrics: Arc<RouteMetrics>,
 }
 
 impl RouteHandle {

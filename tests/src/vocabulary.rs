@@ -69,7 +69,10 @@ fn known_values(label: &str) -> Option<Vec<String>> {
             .collect(),
         ),
         // The middleware writes these as literals; the catalog's help texts document them.
-        catalog::label::OUTCOME => Some(owned(&["accepted", "rejected"])),
+        // Upgrades (accepted/rejected) and resumes (catalog::RESUME_OUTCOMES) share the name.
+        catalog::label::OUTCOME => Some(owned(
+            &[&["accepted", "rejected"][..], catalog::RESUME_OUTCOMES].concat(),
+        )),
         catalog::label::DIRECTION => Some(owned(&["receive", "transmit"])),
         catalog::label::ACTION => Some(owned(&["drop", "disconnect"])),
         catalog::label::PHASE => Some(owned(&["dns", "tcp", "tls", "upgrade"])),

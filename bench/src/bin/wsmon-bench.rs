@@ -8,8 +8,8 @@ use clap::{Parser, ValueEnum};
 use std::time::Duration;
 
 use wsmon_bench::{
-    accuracy, cold_start, counted, footprint, instructions, machine, markdown, overhead, scrape,
-    syscalls,
+    accuracy, backpressure, cold_start, counted, footprint, instructions, machine, markdown,
+    overhead, replay, scrape, syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +21,8 @@ enum Bench {
     Footprint,
     Accuracy,
     ColdStart,
+    Backpressure,
+    Replay,
 }
 
 #[derive(Parser)]
@@ -138,6 +140,30 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 6: cold start of a cron check");
         let results = cold_start::run(if cli.quick { 5 } else { 15 }).await?;
         sections.push(cold_start::report(&results));
+    }
+
+    if wants(Bench::Backpressure) {
+        let opts = backpressure::Options {
+            clients: 500,
+            slow: 20,
+            rate: 100.0,
+            size: 4096,
+            duration: Duration::from_secs(if cli.quick { 15 } else { 40 }),
+            rss_limit: 1 << 30,
+        };
+        eprintln!("== benchmark 7: backpressure before and after");
+        let results = backpressure::run(&opts).await?;
+        sections.push(backpressure::report(&results, &opts));
+    }
+    if wants(Bench::Replay) {
+        let opts = replay::Options {
+            backlog: if cli.quick { 20_000 } else { 100_000 },
+            outage: Duration::from_secs(10),
+            rate: 200.0,
+        };
+        eprintln!("== benchmark 8: replay cost");
+        let figures = replay::run(&opts).await?;
+        sections.push(replay::report(&figures, &opts));
     }
 
     let load_after = machine::load_average();
