@@ -6,7 +6,7 @@
 //! - Closes: the first close frame seen is the connection's (client or server initiator); a
 //!   leg that ends without one leaves 1006/`none`, recorded once when the observer drops.
 //! - The proxy writes frames of its own only between frames (a close: on shutdown with 1001,
-//!   on a client violation with 1002/1009 to both legs, on upstream garbage with 1014 to the
+//!   on a client violation with 1002/1009 to both legs, on upstream garbage with 1011 to the
 //!   client and 1002 to the upstream), and then only drains until the peer's close or EOF.
 
 use std::sync::Mutex;
@@ -90,8 +90,10 @@ impl Closing {
     };
 }
 
-/// Bad gateway (RFC 6455 registry): the upstream sent something that is not WebSocket.
-pub const BAD_GATEWAY: u16 = 1014;
+/// Sent to the client when the upstream sends something that is not WebSocket: 1011
+/// (internal error), not 1014 (bad gateway), because tungstenite and other clients still
+/// refuse 1014 as a protocol error.
+pub const UPSTREAM_INVALID: u16 = 1011;
 
 struct Conn<'a> {
     observer: &'a ConnectionObserver,
@@ -220,9 +222,9 @@ where
                     }
                 }
                 Sender::Server => {
-                    conn.observer.close(Initiator::Server, BAD_GATEWAY);
+                    conn.observer.close(Initiator::Server, UPSTREAM_INVALID);
                     Closing {
-                        to_client: Some(BAD_GATEWAY),
+                        to_client: Some(UPSTREAM_INVALID),
                         to_upstream: Some(wsmon::close_code::PROTOCOL_ERROR),
                     }
                 }

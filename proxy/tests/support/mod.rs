@@ -246,3 +246,122 @@ pub async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool, what: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A WebSocket client on a raw socket, for sending what no library would.
+pub struct RawClient {
+    pub stream: tokio::net::TcpStream,
+}
+
+impl RawClient {
+    /// Connects and completes the upgrade for `path`; panics unless the answer is 101.
+    pub async fn upgrade(addr: SocketAddr, path: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = vec![];
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "upgrade answer ended"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Self { stream }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads until EOF (or `within`), returning the close code of the first close frame seen.
+    pub async fn close_code(&mut self, within: Duration) -> Option<u16> {
+        use tokio::io::AsyncReadExt;
+        let mut all = vec![];
+        let _ = tokio::time::timeout(within, async {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = self.stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        // Frames from the server are unmasked; walk them to the first close.
+        let mut i = 0;
+        while i + 2 <= all.len() {
+            let (op, len7) = (all[i] & 0x0f, (all[i + 1] & 0x7f) as usize);
+            let (len, hdr) = match len7 {
+                126 => (u16::from_be_bytes([all[i + 2], all[i + 3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(all[i + 2..i + 10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n, 2),
+            };
+            if op == 8 && len >= 2 {
+                return Some(u16::from_be_bytes([all[i + hdr], all[i + hdr + 1]]));
+            }
+            i += hdr + len;
+        }
+        None
+    }
+}
+
+/// One frame, masked with `mask` if given.
+pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(m | n as u8),
+        n @ 126..=65535 => {
+            out.push(m | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(m | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(k) => {
+            out.extend_from_slice(&k);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// An in-process tokio-tungstenite echo upstream.
+pub async fn echo_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        if ws.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
