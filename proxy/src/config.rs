@@ -35,10 +35,12 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    #[serde(default, deserialize_with = "address")]
     pub listen: Option<SocketAddr>,
     #[serde(default, deserialize_with = "upstream")]
     pub upstream: Option<Upstream>,
     pub routes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "address")]
     pub metrics_listen: Option<SocketAddr>,
     pub allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "size")]
@@ -108,7 +110,14 @@ impl FileConfig {
         let config: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let message = e.inner().to_string();
-            // serde_yaml appends " at line L column C"; keep it, it helps find the key.
+            // serde_yaml prefixes its own (shorter) path; ours is the whole one. Its trailing
+            // " at line L column C" stays: it helps find the key.
+            let message = match message.split_once(": ") {
+                Some((prefix, rest)) if !prefix.contains(' ') && key.starts_with(prefix) => {
+                    rest.to_owned()
+                }
+                _ => message,
+            };
             ConfigError::Invalid {
                 file: file.to_owned(),
                 key,
@@ -196,6 +205,15 @@ fn upstream<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Upstream>, D::Erro
     Upstream::parse(&s)
         .map(Some)
         .map_err(|e| de::Error::custom(format!("expected {e}")))
+}
+
+fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(|_| {
+        de::Error::custom(format!(
+            "expected an address like 0.0.0.0:8080, found {s:?}"
+        ))
+    })
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

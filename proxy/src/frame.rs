@@ -352,46 +352,43 @@ fn unmask(bytes: &mut [u8], mask: [u8; 4], offset: u64) {
     }
 }
 
-/// Encodes a close frame with `code`: masked with `mask` (from a client) or not (from a
-/// server). Used only between frames, for the proxy's own closes.
-pub fn close_frame(code: u16, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut payload = code.to_be_bytes();
-    let mut out = vec![0x88, 2];
-    if let Some(m) = mask {
-        out[1] |= 0x80;
-        out.extend_from_slice(&m);
-        unmask(&mut payload, m, 0);
+/// Encodes one frame: masked with `mask` (from a client) or not (from a server). The proxy
+/// uses it only for its own close frames, between frames; tests use it for the rest.
+pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(fin as u8) << 7 | opcode];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(m | n as u8),
+        n @ 126..=65535 => {
+            out.push(m | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(m | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
     }
-    out.extend_from_slice(&payload);
+    let start = out.len();
+    if let Some(k) = mask {
+        out.extend_from_slice(&k);
+    }
+    out.extend_from_slice(payload);
+    if let Some(k) = mask {
+        unmask(&mut out[start + 4..], k, 0);
+    }
     out
+}
+
+/// A close frame with `code`.
+pub fn close_frame(code: u16, mask: Option<[u8; 4]>) -> Vec<u8> {
+    encode(true, 8, &code.to_be_bytes(), mask)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-        let mut out = vec![(fin as u8) << 7 | opcode];
-        let m = if mask.is_some() { 0x80 } else { 0 };
-        match payload.len() {
-            n @ 0..=125 => out.push(m | n as u8),
-            n @ 126..=65535 => {
-                out.push(m | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(m | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mut body = payload.to_vec();
-        if let Some(k) = mask {
-            out.extend_from_slice(&k);
-            unmask(&mut body, k, 0);
-        }
-        out.extend_from_slice(&body);
-        out
-    }
+    use encode as frame;
 
     fn config(sender: Sender) -> ParserConfig {
         ParserConfig {
