@@ -17,6 +17,7 @@ pub mod markdown;
 pub mod otlp_sink;
 pub mod overhead;
 pub mod procs;
+pub mod relay_cost;
 pub mod scrape;
 pub mod server;
 pub mod summary;

@@ -164,7 +164,11 @@ where
     let mut parser = FrameParser::new(ParserConfig {
         sender,
         compression: config.compression,
-        max_message_bytes: config.max_message_bytes,
+        // The limit protects the upstream from clients, as the middleware's does.
+        max_message_bytes: match sender {
+            Sender::Client => config.max_message_bytes,
+            Sender::Server => None,
+        },
         capture_limit: match (sender, &config.stamp_extractor) {
             (Sender::Server, Some(_)) => config.stamp_capture_bytes,
             _ => 0,

@@ -8,8 +8,8 @@ use clap::{Parser, ValueEnum};
 use std::time::Duration;
 
 use wsmon_bench::{
-    accuracy, cold_start, counted, footprint, instructions, machine, markdown, overhead, scrape,
-    syscalls,
+    accuracy, cold_start, counted, footprint, instructions, machine, markdown, overhead,
+    relay_cost, scrape, syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +21,8 @@ enum Bench {
     Footprint,
     Accuracy,
     ColdStart,
+    /// Relay cost: direct versus nginx versus wsmon-proxy.
+    Proxy,
 }
 
 #[derive(Parser)]
@@ -138,6 +140,18 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 6: cold start of a cron check");
         let results = cold_start::run(if cli.quick { 5 } else { 15 }).await?;
         sections.push(cold_start::report(&results));
+    }
+
+    if wants(Bench::Proxy) {
+        let opts = relay_cost::Options {
+            connections: 20,
+            round_trips: if cli.quick { 500 } else { 2000 },
+            payload_bytes: 128,
+            runs: cli.runs.unwrap_or(if cli.quick { 2 } else { 5 }),
+        };
+        eprintln!("== benchmark 7: relay cost (direct, nginx, wsmon-proxy)");
+        let trials = relay_cost::run(&opts).await?;
+        sections.push(relay_cost::report(&trials, &opts));
     }
 
     let load_after = machine::load_average();
