@@ -22,13 +22,16 @@ use wsmon::frame::FrameType;
 /// Who sends the bytes of the direction being parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {
+    /// The client, toward the upstream.
     Client,
+    /// The upstream, toward the client.
     Server,
 }
 
 /// What the parser accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct ParserConfig {
+    /// Whose frames these are: client frames must be masked, server frames must not.
     pub sender: Sender,
     /// Whether RSV1 (permessage-deflate) was negotiated.
     pub compression: bool,
@@ -50,7 +53,9 @@ pub enum Event<'a> {
         /// The unmasked payload, when it was captured.
         payload: Option<&'a [u8]>,
     },
+    /// A ping with its (unmasked) application data.
     Ping(&'a [u8]),
+    /// A pong with its (unmasked) application data.
     Pong(&'a [u8]),
     /// A close frame with its code (1005 when it carried none).
     Close(u16),
@@ -95,6 +100,7 @@ impl Violation {
 /// A violation and how many bytes before it were valid (and may be forwarded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid {
+    /// Bytes before the offending frame: whole frames, safe to forward.
     pub valid_bytes: usize,
     pub violation: Violation,
 }
@@ -125,6 +131,7 @@ pub struct FrameParser {
 const MAX_HEADER: usize = 14;
 
 impl FrameParser {
+    /// A parser at the start of a stream.
     pub fn new(config: ParserConfig) -> Self {
         Self {
             config,

@@ -37,8 +37,11 @@ pub struct RelayConfig {
     pub drain_timeout: Duration,
     /// How long one direction may outlive the other's end.
     pub linger: Duration,
+    /// Longest client message; longer ones close both legs with 1009.
     pub max_message_bytes: Option<u64>,
+    /// permessage-deflate was negotiated: RSV1 is allowed on data messages.
     pub compression: bool,
+    /// Reads stamps from uncompressed server messages (set from the stamp pointers).
     pub stamp_extractor: Option<StampExtractor>,
     /// Largest uncompressed server message the stamp extractor reads.
     pub stamp_capture_bytes: usize,
@@ -78,7 +81,9 @@ impl Default for RelayConfig {
 /// Close codes the proxy sends on its own; `None` drops that leg without a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closing {
+    /// The code sent to the client, unmasked.
     pub to_client: Option<u16>,
+    /// The code sent to the upstream, masked as a client's frame.
     pub to_upstream: Option<u16>,
 }
 

@@ -44,7 +44,9 @@ impl Upstream {
 /// Stamp pointers: JSON pointers read from uncompressed server messages for sequencer lag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampPointers {
+    /// Pointer to the message's sequence number, like `/seq`.
     pub seq: String,
+    /// Pointer to its publish time in Unix milliseconds, like `/ts`.
     pub published_ms: Option<String>,
 }
 
@@ -52,7 +54,9 @@ pub struct StampPointers {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Settings {
+    /// Where clients connect.
     pub listen: SocketAddr,
+    /// The application.
     pub upstream: Upstream,
     /// Route templates (`/ws`, `/rooms/{id}`); any other path is recorded as `unmatched`.
     pub routes: Vec<String>,
@@ -60,7 +64,9 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Upgrades from other `Origin`s get 403 without reaching the upstream.
     pub allowed_origins: Option<Vec<String>>,
+    /// Application close codes kept as their own `close_code` label value.
     pub close_code_allowlist: Vec<u16>,
+    /// Pointers for sequencer lag; `None` parses nothing.
     pub stamp_pointers: Option<StampPointers>,
     /// Bound on connecting to the upstream and on waiting for its response headers; then 504.
     pub upstream_timeout: Duration,
@@ -70,6 +76,7 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// How long a graceful shutdown waits for streams to drain.
     pub shutdown_timeout: Duration,
+    /// Per-connection relay limits.
     pub relay: RelayConfig,
 }
 
