@@ -5,6 +5,7 @@
 #   bash scripts/bench.sh --quick    # about 3 minutes
 #   bash scripts/bench.sh --only overhead,scrape [--runs 3]
 #   bash scripts/bench.sh --only backpressure,replay
+#   bash scripts/bench.sh --only proxy     # relay cost: direct vs nginx vs wsmon-proxy
 # Not part of the test command: the figures are timings on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ need_apt=()
 command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# nginx is the reference WebSocket proxy for the relay-cost benchmark (9, --only proxy).
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   sudo=""
@@ -38,7 +41,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 11000 ]; then
 fi
 
 log "building in release mode"
-cargo build --release -p wsmon-bench -p wsmon-probe -p wsmon-feed
+cargo build --release -p wsmon-bench -p wsmon-probe -p wsmon-feed -p wsmon-proxy
 
 command="bash scripts/bench.sh${*:+ $*}"
 log "running: $command"

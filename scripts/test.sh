@@ -24,6 +24,18 @@ if ! python3 -c 'import websockets' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=12'
 fi
 
+if [ ! -d proxy/tests/foreign/node_modules/ws ]; then
+  command -v npm >/dev/null 2>&1 || need_npm=1
+  if [ -n "${need_npm:-}" ]; then
+    log "installing Node.js and npm (foreign peers for the proxy tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "installing Node ws (foreign peers for the proxy tests)"
+  (cd proxy/tests/foreign && npm ci --no-audit --no-fund --silent)
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

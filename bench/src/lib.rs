@@ -19,6 +19,7 @@ pub mod otlp_sink;
 pub mod overhead;
 pub mod procs;
 pub mod replay;
+pub mod relay_cost;
 pub mod scrape;
 pub mod server;
 pub mod summary;

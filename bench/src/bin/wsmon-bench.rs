@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wsmon_bench::{
     accuracy, backpressure, cold_start, counted, footprint, instructions, machine, markdown,
-    overhead, replay, scrape, syscalls,
+    overhead, relay_cost, replay, scrape, syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -23,6 +23,8 @@ enum Bench {
     ColdStart,
     Backpressure,
     Replay,
+    /// Relay cost: direct versus nginx versus wsmon-proxy.
+    Proxy,
 }
 
 #[derive(Parser)]
@@ -164,6 +166,17 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 8: replay cost");
         let figures = replay::run(&opts).await?;
         sections.push(replay::report(&figures, &opts));
+    }
+    if wants(Bench::Proxy) {
+        let opts = relay_cost::Options {
+            connections: 20,
+            round_trips: if cli.quick { 500 } else { 2000 },
+            payload_bytes: 128,
+            runs: cli.runs.unwrap_or(if cli.quick { 2 } else { 5 }),
+        };
+        eprintln!("== benchmark 9: relay cost (direct, nginx, wsmon-proxy)");
+        let trials = relay_cost::run(&opts).await?;
+        sections.push(relay_cost::report(&trials, &opts));
     }
 
     let load_after = machine::load_average();

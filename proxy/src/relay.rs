@@ -1,0 +1,406 @@
+//! The byte relay of one upgraded connection: two pumps, one per direction, each reading into
+//! a bounded buffer, parsing frame headers as bytes pass, and writing the same bytes on.
+//!
+//! - Backpressure: a pump reads again only after the previous chunk was written, so a peer that
+//!   does not read stops the other peer's sends at its TCP window; nothing grows unbounded.
+//! - Closes: the first close frame seen is the connection's (client or server initiator); a
+//!   leg that ends without one leaves 1006/`none`, recorded once when the observer drops.
+//! - The proxy writes frames of its own only between frames (a close: on shutdown with 1001,
+//!   on a client violation with 1002/1009 to both legs, on upstream garbage with 1011 to the
+//!   client and 1002 to the upstream), and then only drains until the peer's close or EOF.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use wsmon::close_code::Initiator;
+use wsmon::frame::FrameType;
+use wsmon::observe::Direction;
+use wsmon::queue::OverflowPolicy;
+use wsmon::{ConnectionObserver, StampExtractor};
+
+use crate::frame::{close_frame, Event, FrameParser, Invalid, ParserConfig, Sender};
+
+/// Limits of one relayed connection.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// Bytes each direction holds while its receiver is written to.
+    pub buffer_bytes: usize,
+    /// A write to the client pending this long marks a slow consumer.
+    pub slow_after: Duration,
+    /// A write to the client pending this long overflows: the client is dropped and the
+    /// upstream is sent 1013.
+    pub stall_timeout: Duration,
+    /// How long a closing connection waits for the peers' close frames.
+    pub drain_timeout: Duration,
+    /// How long one direction may outlive the other's end.
+    pub linger: Duration,
+    /// Longest client message; longer ones close both legs with 1009.
+    pub max_message_bytes: Option<u64>,
+    /// permessage-deflate was negotiated: RSV1 is allowed on data messages.
+    pub compression: bool,
+    /// Reads stamps from uncompressed server messages (set from the stamp pointers).
+    pub stamp_extractor: Option<StampExtractor>,
+    /// Largest uncompressed server message the stamp extractor reads.
+    pub stamp_capture_bytes: usize,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("slow_after", &self.slow_after)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("linger", &self.linger)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("compression", &self.compression)
+            .field("stamp_extractor", &self.stamp_extractor.is_some())
+            .finish()
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            buffer_bytes: 64 << 10,
+            slow_after: Duration::from_secs(1),
+            stall_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
+            linger: Duration::from_secs(10),
+            max_message_bytes: None,
+            compression: false,
+            stamp_extractor: None,
+            stamp_capture_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Close codes the proxy sends on its own; `None` drops that leg without a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    /// The code sent to the client, unmasked.
+    pub to_client: Option<u16>,
+    /// The code sent to the upstream, masked as a client's frame.
+    pub to_upstream: Option<u16>,
+}
+
+impl Closing {
+    /// Graceful shutdown: 1001 to both legs.
+    pub const SHUTDOWN: Closing = Closing {
+        to_client: Some(wsmon::close_code::GOING_AWAY),
+        to_upstream: Some(wsmon::close_code::GOING_AWAY),
+    };
+}
+
+/// Sent to the client when the upstream sends something that is not WebSocket: 1011
+/// (internal error), not 1014 (bad gateway), because tungstenite and other clients still
+/// refuse 1014 as a protocol error.
+pub const UPSTREAM_INVALID: u16 = 1011;
+
+struct Conn<'a> {
+    observer: &'a ConnectionObserver,
+    config: &'a RelayConfig,
+    closing: watch::Sender<Option<Closing>>,
+    /// The last server ping passing through and when, for the client's pong.
+    ping: Mutex<Option<([u8; 8], usize, Instant)>>,
+}
+
+/// Relays between `client` and `upstream` until both directions end. `shutdown` turns to true
+/// for a graceful shutdown.
+pub async fn run<C, U>(
+    client: C,
+    upstream: U,
+    observer: ConnectionObserver,
+    config: &RelayConfig,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    C: AsyncRead + AsyncWrite + Send,
+    U: AsyncRead + AsyncWrite + Send,
+{
+    let (closing, _) = watch::channel(None);
+    let conn = Conn {
+        observer: &observer,
+        config,
+        closing,
+        ping: Mutex::new(None),
+    };
+    let (client_rx, client_tx) = tokio::io::split(client);
+    let (upstream_rx, upstream_tx) = tokio::io::split(upstream);
+    let up = pump(&conn, Sender::Client, client_rx, upstream_tx);
+    let down = pump(&conn, Sender::Server, upstream_rx, client_tx);
+    tokio::pin!(up, down);
+    let on_shutdown = async {
+        if shutdown.wait_for(|s| *s).await.is_ok() {
+            conn.observer
+                .close(Initiator::Server, wsmon::close_code::GOING_AWAY);
+            conn.closing.send_replace(Some(Closing::SHUTDOWN));
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(on_shutdown);
+    let linger = config.linger;
+    tokio::select! {
+        _ = &mut up => { let _ = tokio::time::timeout(linger, select_shutdown(&mut down, &mut on_shutdown)).await; }
+        _ = &mut down => { let _ = tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await; }
+        _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
+    }
+}
+
+async fn select_shutdown(
+    rest: &mut (impl std::future::Future<Output = ()> + Unpin),
+    on_shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+) {
+    tokio::select! {
+        _ = rest => {}
+        _ = on_shutdown => {}
+    }
+}
+
+/// One direction: `sender`'s bytes from `src` to the other leg's `dst`.
+async fn pump<R, W>(conn: &Conn<'_>, sender: Sender, mut src: R, mut dst: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let config = conn.config;
+    let mut parser = FrameParser::new(ParserConfig {
+        sender,
+        compression: config.compression,
+        // The limit protects the upstream from clients, as the middleware's does.
+        max_message_bytes: match sender {
+            Sender::Client => config.max_message_bytes,
+            Sender::Server => None,
+        },
+        capture_limit: match (sender, &config.stamp_extractor) {
+            (Sender::Server, Some(_)) => config.stamp_capture_bytes,
+            _ => 0,
+        },
+    });
+    let mut closing = conn.closing.subscribe();
+    let mut buf = BytesMut::with_capacity(config.buffer_bytes);
+    let closing_now = loop {
+        if let Some(c) = *closing.borrow_and_update() {
+            break c;
+        }
+        buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
+        let read = tokio::select! {
+            biased;
+            _ = closing.changed() => continue,
+            read = src.read_buf(&mut buf) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                // Mirror the end: the receiver sees its peer's TCP end, not a close frame.
+                let _ = tokio::time::timeout(config.drain_timeout, dst.shutdown()).await;
+                return;
+            }
+            Ok(_) => {}
+        }
+        let mut messages = 0usize;
+        let parsed = parser.feed(&buf, |event| {
+            messages += 1;
+            conn.on_event(sender, event);
+        });
+        let (forward, invalid) = match parsed {
+            Ok(n) => (n, None),
+            Err(Invalid {
+                valid_bytes,
+                violation,
+            }) => (valid_bytes, Some(violation)),
+        };
+        if forward > 0
+            && !conn
+                .write(sender, &mut dst, &buf[..forward], messages)
+                .await
+        {
+            return;
+        }
+        buf.advance(forward);
+        if let Some(violation) = invalid {
+            tracing::debug!(?sender, %violation, "protocol violation, closing");
+            let closing = match sender {
+                Sender::Client => {
+                    let code = violation.close_code();
+                    conn.observer.close(Initiator::Server, code);
+                    Closing {
+                        to_client: Some(code),
+                        to_upstream: Some(code),
+                    }
+                }
+                Sender::Server => {
+                    conn.observer.close(Initiator::Server, UPSTREAM_INVALID);
+                    Closing {
+                        to_client: Some(UPSTREAM_INVALID),
+                        to_upstream: Some(wsmon::close_code::PROTOCOL_ERROR),
+                    }
+                }
+            };
+            conn.closing.send_replace(Some(closing));
+            // The source's stream can no longer be parsed: stop reading it.
+            let code = match sender {
+                Sender::Client => closing.to_upstream,
+                Sender::Server => closing.to_client,
+            };
+            conn.send_close(sender, &mut dst, code, parser.at_frame_boundary())
+                .await;
+            return;
+        }
+    };
+    let code = match sender {
+        Sender::Client => closing_now.to_upstream,
+        Sender::Server => closing_now.to_client,
+    };
+    conn.send_close(sender, &mut dst, code, parser.at_frame_boundary())
+        .await;
+    // Drain: read the source until its close frame (its answer to the other pump's close) or
+    // its end, forwarding nothing.
+    if !parser.saw_close() {
+        let drain = async {
+            loop {
+                if buf.len() >= config.buffer_bytes {
+                    buf.clear();
+                }
+                buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
+                match src.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                match parser.feed(&buf, |_| {}) {
+                    Ok(n) => buf.advance(n),
+                    Err(_) => return,
+                }
+                if parser.saw_close() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(config.drain_timeout, drain).await;
+    }
+}
+
+impl Conn<'_> {
+    fn on_event(&self, sender: Sender, event: Event<'_>) {
+        let direction = match sender {
+            Sender::Client => Direction::Receive,
+            Sender::Server => Direction::Transmit,
+        };
+        let initiator = match sender {
+            Sender::Client => Initiator::Client,
+            Sender::Server => Initiator::Server,
+        };
+        match event {
+            Event::Message {
+                frame_type,
+                payload_bytes,
+                payload,
+                ..
+            } => {
+                self.observer
+                    .message(direction, frame_type, payload_bytes as usize);
+                if let (Some(payload), Some(extract)) = (payload, &self.config.stamp_extractor) {
+                    if let Some(stamp) = extract(payload) {
+                        self.observer.stamp(stamp);
+                    }
+                }
+            }
+            Event::Ping(payload) => {
+                self.observer
+                    .message(direction, FrameType::Ping, payload.len());
+                if sender == Sender::Server {
+                    let mut key = [0u8; 8];
+                    let n = payload.len().min(8);
+                    key[..n].copy_from_slice(&payload[..n]);
+                    *self.ping.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((key, payload.len(), Instant::now()));
+                }
+            }
+            Event::Pong(payload) => {
+                self.observer
+                    .message(direction, FrameType::Pong, payload.len());
+                if sender == Sender::Client {
+                    let mut ping = self.ping.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((key, len, at)) = *ping {
+                        let n = payload.len().min(8);
+                        if len == payload.len() && key[..n] == payload[..n] {
+                            self.observer.ping_rtt(at.elapsed());
+                            *ping = None;
+                        }
+                    }
+                }
+            }
+            Event::Close(code) => {
+                self.observer.message(direction, FrameType::Close, 2);
+                self.observer.close(initiator, code);
+            }
+        }
+    }
+
+    /// Writes a chunk on. Toward the client, a write pending past `slow_after` marks a slow
+    /// consumer and one pending past `stall_timeout` overflows. False when the pump must end.
+    async fn write<W: AsyncWrite + Unpin>(
+        &self,
+        sender: Sender,
+        dst: &mut W,
+        bytes: &[u8],
+        messages: usize,
+    ) -> bool {
+        if sender == Sender::Client {
+            return dst.write_all(bytes).await.is_ok();
+        }
+        let config = self.config;
+        self.observer.queue_depth(messages, false);
+        let write = dst.write_all(bytes);
+        tokio::pin!(write);
+        let done = match tokio::time::timeout(config.slow_after, &mut write).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.observer.queue_depth(messages, true);
+                let rest = config.stall_timeout.saturating_sub(config.slow_after);
+                match tokio::time::timeout(rest, &mut write).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        self.observer.overflow(OverflowPolicy::Disconnect);
+                        self.observer
+                            .close(Initiator::Server, wsmon::close_code::TRY_AGAIN_LATER);
+                        self.closing.send_replace(Some(Closing {
+                            to_client: None,
+                            to_upstream: Some(wsmon::close_code::TRY_AGAIN_LATER),
+                        }));
+                        self.observer.queue_drained();
+                        return false;
+                    }
+                }
+            }
+        };
+        self.observer.queue_drained();
+        done.is_ok()
+    }
+
+    /// Sends the proxy's own close frame to `dst`, if there is a code and `dst`'s stream is
+    /// between frames; then ends `dst`'s write side.
+    async fn send_close<W: AsyncWrite + Unpin>(
+        &self,
+        sender: Sender,
+        dst: &mut W,
+        code: Option<u16>,
+        at_boundary: bool,
+    ) {
+        let timeout = self.config.drain_timeout;
+        if let (Some(code), true) = (code, at_boundary) {
+            // Toward the upstream the proxy speaks as a client, so its frames are masked.
+            let mask = (sender == Sender::Client).then(rand::random::<[u8; 4]>);
+            let frame = close_frame(code, mask);
+            let _ = tokio::time::timeout(timeout, async {
+                dst.write_all(&frame).await?;
+                dst.flush().await
+            })
+            .await;
+        }
+        if code.is_none() {
+            let _ = tokio::time::timeout(timeout, dst.shutdown()).await;
+        }
+    }
+}
