@@ -154,33 +154,42 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
             rec.handshake_status(status.as_u16(), true);
             Ok(socket)
         }
-        Ok(Err(UpgradeError::Status(status))) => {
-            let code = status.as_u16();
-            rec.handshake_status(code, false);
-            if status.is_redirection() {
-                // Never followed: a canary checks the URL it was given, and loops cost nothing.
-                return Err(fault(
-                    FailureReason::Redirect,
-                    format!("upgrade answered HTTP {code} (a redirect, not followed)"),
-                ));
+        Ok(Err(e)) => {
+            // A refused 101 still reports 101: that is what the server answered.
+            if let Some(status) = e.status() {
+                rec.handshake_status(status.as_u16(), false);
             }
-            Err(fault(
-                FailureReason::HandshakeStatus,
-                format!("upgrade answered HTTP {code} instead of 101"),
-            ))
+            Err(upgrade_fault(e))
         }
-        Ok(Err(UpgradeError::AcceptMismatch)) => Err(fault(
-            FailureReason::HandshakeAcceptMismatch,
-            "Sec-WebSocket-Accept does not match the key sent: not a WebSocket server, or a proxy rewrote the response",
-        )),
-        Ok(Err(e)) => Err(fault(
-            FailureReason::HandshakeError,
-            format!("upgrade failed: {e}"),
-        )),
         Err(_) => Err(fault(
             FailureReason::HandshakeTimeout,
             format!("no upgrade response within {limit:?}"),
         )),
+    }
+}
+
+/// The fault for an upgrade that did not produce a WebSocket.
+fn upgrade_fault(e: UpgradeError) -> Fault {
+    match e {
+        UpgradeError::Status(status) if status.is_redirection() => {
+            // Never followed: a canary checks the URL it was given, and loops cost nothing.
+            fault(
+                FailureReason::Redirect,
+                format!(
+                    "upgrade answered HTTP {} (a redirect, not followed)",
+                    status.as_u16()
+                ),
+            )
+        }
+        UpgradeError::Status(status) => fault(
+            FailureReason::HandshakeStatus,
+            format!("upgrade answered HTTP {} instead of 101", status.as_u16()),
+        ),
+        UpgradeError::AcceptMismatch => fault(
+            FailureReason::HandshakeAcceptMismatch,
+            "Sec-WebSocket-Accept does not match the key sent: not a WebSocket server, or a proxy rewrote the response",
+        ),
+        e => fault(FailureReason::HandshakeError, format!("upgrade failed: {e}")),
     }
 }
 
@@ -213,77 +222,83 @@ fn tls_connector(tls: &TlsConfig) -> Result<tokio_rustls::TlsConnector, Fault> {
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| fault(FailureReason::Tls, format!("TLS setup: {e}")))?;
-    let config = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
-    } else {
+    let mut verifier = Verifier {
+        webpki: None,
+        pinned: Vec::new(),
+        provider: provider.clone(),
+    };
+    if !tls.insecure_skip_verify {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
         if let Some(path) = &tls.ca_file {
             use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+            let ca_error = |what: &str, e: &dyn std::fmt::Display| {
                 fault(
                     FailureReason::Tls,
-                    format!("reading ca_file {}: {e}", path.display()),
+                    format!("{what} ca_file {}: {e}", path.display()),
                 )
-            })?;
+            };
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_error("reading", &e))?;
             for cert in certs {
-                let cert = cert.map_err(|e| {
-                    fault(
-                        FailureReason::Tls,
-                        format!("parsing ca_file {}: {e}", path.display()),
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    fault(
-                        FailureReason::Tls,
-                        format!("ca_file {}: {e}", path.display()),
-                    )
-                })?;
+                let cert = cert.map_err(|e| ca_error("parsing", &e))?;
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| ca_error("adding", &e))?;
+                verifier.pinned.push(cert);
             }
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
+        let webpki =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| fault(FailureReason::Tls, format!("TLS setup: {e}")))?;
+        verifier.webpki = Some(webpki);
+    }
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-/// Which certificate problem failed the handshake, from the rustls error inside `e`.
-fn tls_failure_reason(e: &std::io::Error) -> FailureReason {
-    use rustls::CertificateError as C;
-    let Some(rustls::Error::InvalidCertificate(cert)) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return FailureReason::Tls;
-    };
-    match cert {
-        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-            FailureReason::TlsExpired
-        }
-        C::NotValidForName | C::NotValidForNameContext { .. } => FailureReason::TlsHostname,
-        C::UnknownIssuer | C::BadSignature => FailureReason::TlsUntrusted,
-        _ => FailureReason::Tls,
-    }
+/// webpki's verification, plus what curl and OpenSSL accept: a server certificate that is
+/// itself in `ca_file`, even when marked `CA:TRUE` (`openssl req -x509` does so by default),
+/// once its name and validity check out. Handshake signatures are always checked.
+#[derive(Debug)]
+struct Verifier {
+    /// `None` with `insecure_skip_verify: true`: any certificate is accepted.
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// The certificates of `ca_file`, byte for byte.
+    pinned: Vec<rustls_pki_types::CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-/// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
+impl rustls::client::danger::ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _: &rustls_pki_types::CertificateDer<'_>,
-        _: &[rustls_pki_types::CertificateDer<'_>],
-        _: &rustls_pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls_pki_types::UnixTime,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
+        let Some(webpki) = &self.webpki else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(e)
+                if is_ca_used_as_end_entity(&e) && self.pinned.iter().any(|p| p == end_entity) =>
+            {
+                // webpki checks a certificate's validity period before its CA bit, so this
+                // error means it is in date (tests/tls.rs holds an expired one to that).
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -296,7 +311,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -310,12 +325,49 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// webpki's refusal of a certificate marked `CA:TRUE` as the server's own.
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+            if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
+    )
+}
+
+/// Which certificate problem failed the handshake, from the rustls error inside `e`.
+fn tls_failure_reason(e: &std::io::Error) -> FailureReason {
+    use rustls::CertificateError as C;
+    let Some(error) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return FailureReason::Tls;
+    };
+    // A self-signed `CA:TRUE` certificate not in ca_file: untrusted, like any self-signed one.
+    if is_ca_used_as_end_entity(error) {
+        return FailureReason::TlsUntrusted;
+    }
+    let rustls::Error::InvalidCertificate(cert) = error else {
+        return FailureReason::Tls;
+    };
+    match cert {
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            FailureReason::TlsExpired
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => FailureReason::TlsHostname,
+        C::UnknownIssuer | C::BadSignature => FailureReason::TlsUntrusted,
+        _ => FailureReason::Tls,
     }
 }
 
@@ -482,7 +534,7 @@ impl<'a> Session<'a> {
             rec,
             upgraded_at: now,
             got_payload: false,
-            stall: cfg.max_silence.map(|m| StallDetector::new(m, now)),
+            stall: cfg.max_silence.map(StallDetector::new),
             next_ping: cfg.heartbeat.map(|h| now + h.every),
             ping_pending: None,
             ping_counter: 0,
@@ -525,9 +577,7 @@ impl<'a> Session<'a> {
             candidates.push(self.upgraded_at + self.cfg.first_payload_within);
         }
         if let Some(s) = &self.stall {
-            if !s.is_stalled() {
-                candidates.push(s.deadline());
-            }
+            candidates.extend(s.deadline());
         }
         if let (Some(hb), Some((_, sent))) = (self.cfg.heartbeat, self.ping_pending) {
             candidates.push(sent + hb.timeout);
