@@ -110,11 +110,7 @@ impl Daemon {
     fn spawn_canary(&self, cfg: CanaryConfig) -> Running {
         // One copy of the config per canary, shared by the task and the reload check.
         let cfg = Arc::new(cfg);
-        let recorder = Arc::new(CanaryRecorder::new(
-            &cfg.name,
-            cfg.url.redacted(),
-            Retention::Recent,
-        ));
+        let recorder = Arc::new(CanaryRecorder::for_canary(&cfg, Retention::Recent));
         let stop = CancellationToken::new();
         let task = tokio::spawn(hold(cfg.clone(), recorder.clone(), stop.clone()));
         Running {

@@ -12,6 +12,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 use wsmon::catalog::{self, MetricDef};
 
+use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus, Phase};
 
@@ -41,15 +42,24 @@ impl Buckets {
     }
 
     fn proto(&self, bounds: &[f64]) -> proto::Histogram {
+        Self::render(&self.counts, self.sum, self.count, bounds)
+    }
+
+    /// A histogram with no observations yet.
+    fn zero(bounds: &[f64]) -> proto::Histogram {
+        Self::render(&[], 0.0, 0, bounds)
+    }
+
+    fn render(counts: &[u64], sum: f64, count: u64, bounds: &[f64]) -> proto::Histogram {
         let mut h = proto::Histogram::default();
-        h.set_sample_count(self.count);
-        h.set_sample_sum(self.sum);
+        h.set_sample_count(count);
+        h.set_sample_sum(sum);
         let mut cumulative = 0;
         let buckets = bounds
             .iter()
-            .zip(self.counts.iter())
-            .map(|(&upper, &n)| {
-                cumulative += n;
+            .enumerate()
+            .map(|(i, &upper)| {
+                cumulative += counts.get(i).copied().unwrap_or(0);
                 let mut b = proto::Bucket::default();
                 b.set_upper_bound(upper);
                 b.set_cumulative_count(cumulative);
@@ -84,6 +94,48 @@ impl LabelledCounts {
             None => self.0.push((label, 1)),
         }
     }
+
+    fn get(&self, label: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// The series a canary exports from the start, at zero, so that dashboards show 0 rather than
+/// "No data" and `increase()` sees the first event: bounded by what its config can produce.
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedSeries {
+    /// The canary connects over TLS, so it has a `tls` phase.
+    pub tls: bool,
+    pub freshness: bool,
+    pub e2e: bool,
+    pub heartbeat_rtt: bool,
+    /// `failures_total` reasons; `reconnects_total` takes those that end a stream.
+    pub reasons: Box<[FailureReason]>,
+    /// `closes_total` exists at zero for every `close_code` value (19).
+    pub closes: bool,
+}
+
+impl ExpectedSeries {
+    pub fn for_canary(cfg: &CanaryConfig) -> Self {
+        Self {
+            tls: cfg.url.scheme() == "wss",
+            freshness: cfg.timestamp.is_some(),
+            e2e: cfg.publish.is_some(),
+            heartbeat_rtt: cfg.heartbeat.is_some(),
+            reasons: FailureReason::possible_for(cfg).into(),
+            closes: true,
+        }
+    }
+}
+
+/// Every `close_code` label value the prober can record, in order.
+fn close_code_values() -> impl Iterator<Item = &'static str> + Clone {
+    (1000..=1015)
+        .chain([3000, 4000, 0])
+        .map(wsmon::close_code::classify)
 }
 
 /// One canary's histogram and labelled-counter series; plain counts live in its status.
@@ -214,15 +266,32 @@ impl Families {
         });
     }
 
-    fn histogram(&mut self, def: &MetricDef, labels: &[&str], h: &LazyBuckets) {
-        if let Some(b) = &h.0 {
-            self.push(def, labels, |m| m.set_histogram(b.proto(def.buckets)));
+    /// A histogram series, at zero until observed when `expected`.
+    fn histogram(&mut self, def: &MetricDef, labels: &[&str], h: &LazyBuckets, expected: bool) {
+        match &h.0 {
+            Some(b) => self.push(def, labels, |m| m.set_histogram(b.proto(def.buckets))),
+            None if expected => {
+                self.push(def, labels, |m| m.set_histogram(Buckets::zero(def.buckets)))
+            }
+            None => {}
         }
     }
 
-    fn by_label(&mut self, def: &MetricDef, canary: &str, counts: &LabelledCounts) {
+    /// The `expected` labels first (at zero until counted), then any other counted ones.
+    fn by_label<'l>(
+        &mut self,
+        def: &MetricDef,
+        canary: &str,
+        counts: &LabelledCounts,
+        expected: impl Iterator<Item = &'l str> + Clone,
+    ) {
+        for label in expected.clone() {
+            self.counter(def, &[canary, label], counts.get(label));
+        }
         for (label, n) in &counts.0 {
-            self.counter(def, &[canary, label], *n);
+            if !expected.clone().any(|e| e == *label) {
+                self.counter(def, &[canary, label], *n);
+            }
         }
     }
 
@@ -231,17 +300,30 @@ impl Families {
         let name = s.name.as_str();
         let l = [name];
         self.gauge(CANARY_UP, &l, if up { 1.0 } else { 0.0 });
+        let x = &s.expected;
         for phase in [Phase::Dns, Phase::Tcp, Phase::Tls, Phase::Upgrade] {
             self.histogram(
                 CANARY_CONNECT_PHASE_SECONDS,
                 &[name, phase.as_str()],
                 &s.series.connect_phase[phase as usize],
+                x.tls || phase != Phase::Tls,
             );
         }
-        self.histogram(CANARY_FIRST_PAYLOAD_SECONDS, &l, &s.series.first_payload);
-        self.histogram(CANARY_FRESHNESS_SECONDS, &l, &s.series.freshness);
-        self.histogram(CANARY_E2E_SECONDS, &l, &s.series.e2e);
-        self.histogram(CANARY_HEARTBEAT_RTT_SECONDS, &l, &s.series.heartbeat_rtt);
+        self.histogram(
+            CANARY_FIRST_PAYLOAD_SECONDS,
+            &l,
+            &s.series.first_payload,
+            true,
+        );
+        self.histogram(
+            CANARY_FRESHNESS_SECONDS,
+            &l,
+            &s.series.freshness,
+            x.freshness,
+        );
+        self.histogram(CANARY_E2E_SECONDS, &l, &s.series.e2e, x.e2e);
+        let rtt = &s.series.heartbeat_rtt;
+        self.histogram(CANARY_HEARTBEAT_RTT_SECONDS, &l, rtt, x.heartbeat_rtt);
         // Counters labelled by canary alone exist from the start, as Prometheus recommends.
         self.counter(CANARY_PUBLISHES_TOTAL, &l, s.publishes);
         self.counter(CANARY_PUBLISH_TIMEOUTS_TOTAL, &l, s.publish_timeouts);
@@ -251,9 +333,21 @@ impl Families {
         self.counter(CANARY_DUPLICATES_TOTAL, &l, s.sequence.duplicates);
         self.counter(CANARY_REORDERS_TOTAL, &l, s.sequence.reorders);
         self.counter(CANARY_STALLS_TOTAL, &l, s.stalls);
-        self.by_label(CANARY_RECONNECTS_TOTAL, name, &s.series.reconnects);
-        self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes);
-        self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures);
+        let reasons = x.reasons.iter().map(|r| r.as_str());
+        let stream_ends = x
+            .reasons
+            .iter()
+            .filter(|r| r.ends_stream())
+            .map(|r| r.as_str());
+        let closes = close_code_values().take(if x.closes { usize::MAX } else { 0 });
+        self.by_label(
+            CANARY_RECONNECTS_TOTAL,
+            name,
+            &s.series.reconnects,
+            stream_ends,
+        );
+        self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes, closes);
+        self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures, reasons);
         if let Some(lag) = s.head_lag {
             self.gauge(CANARY_HEAD_LAG_MESSAGES, &l, lag as f64);
         }

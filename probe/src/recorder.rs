@@ -5,9 +5,10 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
-use crate::metrics::CanarySeries;
+use crate::metrics::{CanarySeries, ExpectedSeries};
 use crate::trace::{step, AttemptTrace};
 use wsmon::catalog;
 
@@ -104,6 +105,8 @@ pub struct CanaryStatus {
     pub recent_failures: VecDeque<RecentFailure>,
     /// The series `/metrics` renders beside the counts above.
     pub series: CanarySeries,
+    /// The series rendered at zero until they move.
+    pub expected: ExpectedSeries,
 }
 
 impl CanaryStatus {
@@ -159,9 +162,17 @@ impl CanaryRecorder {
                 verdict: Verdict::default(),
                 recent_failures: VecDeque::new(),
                 series: CanarySeries::default(),
+                expected: ExpectedSeries::default(),
             }),
             trace: Mutex::new(None),
         }
+    }
+
+    /// The record of canary `cfg`, whose series exist at zero from the start.
+    pub fn for_canary(cfg: &CanaryConfig, retention: Retention) -> Self {
+        let rec = Self::new(&cfg.name, cfg.url.redacted(), retention);
+        rec.lock().expected = ExpectedSeries::for_canary(cfg);
+        rec
     }
 
     // One canary's events come from one task, so this lock is never contended on the hot path.
