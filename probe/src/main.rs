@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wsmon_probe::config::{self, Config};
-use wsmon_probe::{daemon::Daemon, demo, http, once, report, trace};
+use wsmon_probe::record::trace;
+use wsmon_probe::run::{daemon::Daemon, demo, once, report};
+use wsmon_probe::serve;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -297,7 +299,7 @@ fn otlp_metrics(
 }
 
 async fn serve(listener: tokio::net::TcpListener, daemon: Daemon) {
-    if let Err(e) = axum::serve(listener, http::router(daemon)).await {
+    if let Err(e) = axum::serve(listener, serve::router(daemon)).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }
 }

@@ -522,6 +522,15 @@ pub struct Fault {
     pub detail: String,
 }
 
+impl Fault {
+    pub fn new(reason: FailureReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// The run's verdict: the first fault wins; later faults are counted but do not replace it.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {

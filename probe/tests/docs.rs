@@ -40,8 +40,8 @@ fn every_canary_key_is_documented() {
 /// is the same count without encoding millions of lines.
 fn series_at_start(yaml: &str, canaries: usize, text: bool) -> usize {
     use std::sync::{Arc, RwLock};
-    use wsmon_probe::metrics::{CanaryCollector, UpMeans};
-    use wsmon_probe::recorder::CanaryRecorder;
+    use wsmon_probe::record::metrics::{CanaryCollector, UpMeans};
+    use wsmon_probe::record::recorder::CanaryRecorder;
     let config =
         wsmon_probe::config::Config::parse(yaml, std::path::Path::new("t.yaml"), &|_| None)
             .unwrap();

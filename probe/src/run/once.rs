@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::{run_session, SessionLimits};
+use crate::canary::session::{run_session, SessionLimits};
 use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
-use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
+use crate::record::metrics::{CanaryCollector, CanarySet, UpMeans};
+use crate::record::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
 
 /// One canary's evaluated run.
 #[derive(Debug, Clone)]

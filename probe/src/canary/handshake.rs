@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::canary::{Io, Socket};
+use crate::canary::io::{Io, Socket};
 
 /// Largest response head accepted, as tungstenite allows: a server streaming headers forever
 /// is refused rather than buffered.

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::yaml::{self, Node};
+pub mod yaml;
+
+use yaml::Node;
 
 /// Errors from loading a config file. Each names the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
-use crate::metrics::{CanarySeries, ExpectedSeries};
-use crate::trace::{step, AttemptTrace};
+use crate::record::series::{CanarySeries, ExpectedSeries, Phase};
+use crate::record::trace::{step, AttemptTrace};
 use wsmon::catalog;
 
 /// Failures kept for the status page.
@@ -47,25 +47,6 @@ pub struct ConnectPhases {
     pub tcp: Option<f64>,
     pub tls: Option<f64>,
     pub upgrade: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Dns,
-    Tcp,
-    Tls,
-    Upgrade,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Dns => "dns",
-            Phase::Tcp => "tcp",
-            Phase::Tls => "tls",
-            Phase::Upgrade => "upgrade",
-        }
-    }
 }
 
 /// A failure as shown on the status page.

@@ -10,13 +10,13 @@ use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::{run_session, SessionLimits};
+use crate::canary::session::{run_session, SessionLimits};
 use crate::config::{CanaryConfig, Config};
 use crate::failure::FailureReason;
 use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
-use crate::recorder::{CanaryRecorder, CanaryState};
+use crate::record::metrics::{CanaryCollector, CanarySet, UpMeans};
+use crate::record::recorder::{CanaryRecorder, CanaryState};
 
 struct Running {
     cfg: Arc<CanaryConfig>,
