@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::config::CanaryConfig;
+
 /// The reason a canary run failed or a stream ended. `as_str` values are stable: they appear in
 /// `--format json`, in the `reason` label and in `docs/probe.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,6 +186,35 @@ impl FailureReason {
                 | FailureReason::InvalidSequence
                 | FailureReason::PayloadTooDeep
         )
+    }
+
+    /// The reasons canary `cfg` can fail with: every connect and protocol reason, plus those
+    /// of the checks it has configured. Its `failures_total` series start from these at zero.
+    pub fn possible_for(cfg: &CanaryConfig) -> Vec<FailureReason> {
+        use FailureReason as R;
+        let needs_json = cfg.sequence.is_some()
+            || cfg.timestamp.is_some()
+            || cfg.publish.is_some()
+            || cfg.head_check.is_some();
+        let tls = cfg.url.scheme() == "wss";
+        FailureReason::ALL
+            .iter()
+            .copied()
+            .filter(|r| match r {
+                R::Tls | R::TlsExpired | R::TlsUntrusted | R::TlsHostname => tls,
+                R::Stall => cfg.max_silence.is_some(),
+                R::SequenceGap | R::SequenceDuplicate | R::InvalidSequence => {
+                    cfg.sequence.is_some()
+                }
+                R::PayloadTooDeep => needs_json,
+                R::HeadLag => cfg.head_check.as_ref().is_some_and(|h| h.max_lag.is_some()),
+                R::HeadTimeout => cfg.head_check.is_some(),
+                R::PublishTimeout | R::PublishError => cfg.publish.is_some(),
+                R::HeartbeatTimeout => cfg.heartbeat.is_some(),
+                R::MessageFlood => cfg.max_message_rate.is_some(),
+                _ => true,
+            })
+            .collect()
     }
 
     /// The reason for a stream that ended with close `code` from the server.

@@ -12,7 +12,8 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use wsmon_probe::{config::Config, once, report};
+//! use wsmon_probe::config::Config;
+//! use wsmon_probe::run::{once, report};
 //!
 //! let config = Config::load("probe.yaml".as_ref())?;
 //! let registry = prometheus::Registry::new();
@@ -26,25 +27,20 @@
 //! ```no_run
 //! # async fn run(config: wsmon_probe::config::Config) -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
-//! let daemon = wsmon_probe::daemon::Daemon::start(config)?;
-//! axum::serve(listener, wsmon_probe::http::router(daemon)).await?;
+//! let daemon = wsmon_probe::run::daemon::Daemon::start(config)?;
+//! axum::serve(listener, wsmon_probe::serve::router(daemon)).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The modules are layers, each using only those below it: the commands (`main.rs`), what the
+//! daemon serves ([`serve`]), the run modes ([`run`]), one canary's life ([`canary`]),
+//! recording and rendering ([`record`]), the I/O-free measurement core ([`measure`]) with its
+//! [`failure`] reasons, and the [`config`].
 
 pub mod canary;
 pub mod config;
-pub mod daemon;
-pub mod demo;
 pub mod failure;
-pub mod handshake;
-pub mod http;
 pub mod measure;
-pub mod metrics;
-pub mod once;
-pub mod probe_endpoint;
-pub mod publish;
-pub mod recorder;
-pub mod report;
-pub mod status_page;
-pub mod trace;
-pub mod yaml;
+pub mod record;
+pub mod run;
+pub mod serve;

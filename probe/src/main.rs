@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wsmon_probe::config::{self, Config};
-use wsmon_probe::{daemon::Daemon, demo, http, once, report, trace};
+use wsmon_probe::record::trace;
+use wsmon_probe::run::{daemon::Daemon, demo, once, report};
+use wsmon_probe::serve;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -134,12 +136,25 @@ enum UsageError {
     Otlp(#[from] wsmon::export::otlp::OtlpStartError),
 }
 
+/// `RUST_LOG` (or `default`) decides what is logged, except that dependencies never log at
+/// trace: at that level tungstenite prints every frame and hyper every buffer, on_open
+/// messages and publish requests included, and secrets must not reach a log at any level.
 fn init_logging(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let no_dependency_trace = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::DEBUG || meta.target().starts_with("wsmon")
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(no_dependency_trace)
+                .with_filter(filter),
+        )
         .init();
 }
 
@@ -284,7 +299,7 @@ fn otlp_metrics(
 }
 
 async fn serve(listener: tokio::net::TcpListener, daemon: Daemon) {
-    if let Err(e) = axum::serve(listener, http::router(daemon)).await {
+    if let Err(e) = axum::serve(listener, serve::router(daemon)).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }
 }

@@ -324,3 +324,81 @@ async fn a_resume_that_replays_too_much_counts_duplicates() {
     );
     d.stop().await;
 }
+
+/// Issue 12, defect 5: on a healthy daemon every canary family is declared and the series
+/// dashboards and alerts read exist at zero, before anything has gone wrong.
+#[tokio::test]
+async fn a_healthy_daemon_exports_its_failure_reconnect_and_close_series_at_zero() {
+    let feed = support::feed(20.0).await;
+    let yaml = format!(
+        "canaries:\n  - name: h\n    url: ws://{}/ws\n    sequence: {{ pointer: /seq }}\n",
+        feed.addr
+    );
+    let d = RunningDaemon::start(parse_config(&yaml)).await;
+    let m = d
+        .wait_for(
+            Duration::from_secs(10),
+            "the canary up and receiving",
+            |m| {
+                sample(m, "websocket_canary_up", r#"canary="h""#) == Some(1.0)
+                    && sample(
+                        m,
+                        "websocket_canary_last_message_age_seconds",
+                        r#"canary="h""#,
+                    )
+                    .is_some()
+            },
+        )
+        .await;
+    for (name, labels) in [
+        (
+            "websocket_canary_failures_total",
+            r#"canary="h",reason="closed""#,
+        ),
+        (
+            "websocket_canary_failures_total",
+            r#"canary="h",reason="sequence_gap""#,
+        ),
+        (
+            "websocket_canary_reconnects_total",
+            r#"canary="h",reason="closed""#,
+        ),
+        (
+            "websocket_canary_closes_total",
+            r#"canary="h",close_code="1006""#,
+        ),
+        ("websocket_canary_stalls_total", r#"canary="h""#),
+    ] {
+        assert_eq!(
+            sample(&m, name, labels),
+            Some(0.0),
+            "{name}{{{labels}}}:\n{m}"
+        );
+    }
+    // A check the canary does not have gets no series: the count stays bounded by the config.
+    assert_eq!(
+        sample(
+            &m,
+            "websocket_canary_failures_total",
+            r#"canary="h",reason="stall""#
+        ),
+        None
+    );
+    for def in wsmon_catalog::CANARY_METRICS {
+        let optional = [
+            "websocket_canary_freshness_seconds",
+            "websocket_canary_e2e_seconds",
+            "websocket_canary_heartbeat_rtt_seconds",
+            "websocket_canary_head_lag_messages",
+        ];
+        if !optional.contains(&def.name) {
+            assert!(
+                m.contains(&format!("# TYPE {} ", def.name)),
+                "{} declared:\n{m}",
+                def.name
+            );
+        }
+    }
+    support::promtool_check(&m);
+    d.stop().await;
+}

@@ -82,6 +82,51 @@ async fn a_silence_mid_stream_is_one_stall_and_the_stream_recovers() {
     assert!(sample(&metrics, "websocket_canary_stalls_total", r#"canary="t""#).unwrap() >= 1.0);
 }
 
+/// Issue 12, defect 1: before the first data message only `first_payload_within` governs;
+/// the silence clock starts at that message.
+#[tokio::test]
+async fn a_first_message_later_than_max_silence_is_first_payload_timeout_not_stall() {
+    let server = faulty::ws(|mut ws| async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        send_seqs(&mut ws, &[1, 2], Duration::from_millis(50)).await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    max_silence: 1s
+",
+    )
+    .replace("first_payload_within: 1s", "first_payload_within: 2s");
+    let (code, v) = once_json(&config, "6s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "first_payload_timeout", "{v}");
+    assert_eq!(v["stalls"], 0, "no stall before the first message: {v}");
+}
+
+/// The other side of defect 1: once the first message arrived (after more than
+/// `max_silence`), a silence longer than `max_silence` is a stall.
+#[tokio::test]
+async fn a_slow_first_message_within_its_deadline_then_silence_is_one_stall() {
+    let server = faulty::ws(|mut ws| async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        send_seqs(&mut ws, &[1], Duration::ZERO).await;
+        hold(&mut ws, Duration::from_secs(10)).await;
+    })
+    .await;
+    let config = yaml(
+        &server.url(),
+        "    max_silence: 500ms
+",
+    )
+    .replace("first_payload_within: 1s", "first_payload_within: 3s");
+    let (code, v) = once_json(&config, "3s").await;
+    assert_eq!(code, 1);
+    assert_eq!(reason(&v), "stall", "{v}");
+    assert_eq!(v["stalls"], 1, "{v}");
+    assert_eq!(v["messages"], 1, "{v}");
+}
+
 #[tokio::test]
 async fn skipped_duplicated_and_reordered_sequences_are_counted_apart() {
     // 4 is skipped for good, 6 comes twice, 8 overtakes 7.

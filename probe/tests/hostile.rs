@@ -124,6 +124,68 @@ async fn a_200_instead_of_101_is_handshake_status_200() {
     assert_eq!(run.json["status_code"], 200, "{}", run.json);
 }
 
+/// Issue 12, defects 2, 3 and 4: a 101 that breaks RFC 6455 §4.1 is refused with
+/// `handshake_error`, whatever the order of its headers, and `status_code` stays 101.
+#[tokio::test]
+async fn a_101_breaking_the_rfc_is_handshake_error_with_status_code_101() {
+    const UPGRADE: &str =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    let cases: [(&str, fn(&str) -> String, &str); 4] = [
+        (
+            "an unoffered extension",
+            |a| {
+                format!("{UPGRADE}Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+            },
+            "not offered",
+        ),
+        (
+            "the right Accept, then a wrong one",
+            |a| {
+                format!(
+                    "{UPGRADE}Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
+                )
+            },
+            "2 Sec-WebSocket-Accept",
+        ),
+        (
+            "a wrong Accept, then the right one",
+            |a| {
+                format!(
+                    "{UPGRADE}Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Accept: {a}\r\n\r\n"
+                )
+            },
+            "2 Sec-WebSocket-Accept",
+        ),
+        (
+            "no Upgrade header",
+            |a| {
+                format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\n\r\n")
+            },
+            "Upgrade: websocket",
+        ),
+    ];
+    for (case, head, detail) in cases {
+        let server = hostile::answers_upgrade_with(head).await;
+        let run = once_run(&yaml(&server.url(), ""), "5s").await;
+        let v = &run.json;
+        assert_eq!(v["failure_reason"], "handshake_error", "{case}: {v}");
+        assert!(
+            v["failure_detail"].as_str().unwrap_or("").contains(detail),
+            "{case}: {v}"
+        );
+        assert_eq!(v["status_code"], 101, "{case}: {v}");
+        assert_eq!(run.code, 1, "{case}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_accept_still_reports_status_code_101() {
+    let server = hostile::wrong_accept().await;
+    let run = once_run(&yaml(&server.url(), ""), "5s").await;
+    assert_eq!(run.json["failure_reason"], "handshake_accept_mismatch");
+    assert_eq!(run.json["status_code"], 101, "{}", run.json);
+}
+
 #[tokio::test]
 async fn a_redirect_loop_is_redirect_and_is_never_followed() {
     let server = hostile::redirect_loop().await;

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use wsmon_probe::config::{Config, TimeUnit};
 use wsmon_probe::measure::{self, SequenceDelta, SequenceTracker};
-use wsmon_probe::recorder::CanaryRecorder;
+use wsmon_probe::record::recorder::CanaryRecorder;
 
 /// `PROPTEST_CASES` if set (the fuzz script), else `default` (the normal test run).
 fn cases(default: u32) -> ProptestConfig {

@@ -12,6 +12,13 @@ fn yaml(addr: &str) -> String {
     )
 }
 
+/// `once` for one second on the config at `path`, with the secret in `T`.
+async fn once(path: &std::path::Path, format: &str, rust_log: &str) -> std::process::Output {
+    let path = path.to_str().unwrap();
+    let args = ["once", "-c", path, "--duration", "1s", "--format", format];
+    support::run_bin(&args, &[("T", TOKEN), ("RUST_LOG", rust_log)]).await
+}
+
 #[tokio::test]
 async fn once_output_and_logs_never_contain_the_secret() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -21,19 +28,7 @@ async fn once_output_and_logs_never_contain_the_secret() {
         .port();
     let (_dir, path) = support::config_file(&yaml(&format!("127.0.0.1:{port}")));
     for format in ["json", "text", "prom"] {
-        let out = support::run_bin(
-            &[
-                "once",
-                "-c",
-                path.to_str().unwrap(),
-                "--duration",
-                "1s",
-                "--format",
-                format,
-            ],
-            &[("T", TOKEN), ("RUST_LOG", "debug")],
-        )
-        .await;
+        let out = once(&path, format, "debug").await;
         assert_eq!(out.status.code(), Some(1), "the port is closed");
         let all = format!(
             "{}{}",
@@ -47,6 +42,29 @@ async fn once_output_and_logs_never_contain_the_secret() {
                 "{format}: the redacted target is shown:\n{all}"
             );
         }
+    }
+}
+
+/// Issue 12, defect 8: `RUST_LOG=trace` is what an operator sets to debug a failing canary,
+/// and it must not print the header, the URL's user info or its query either.
+#[tokio::test]
+async fn a_canary_at_rust_log_trace_never_logs_its_secrets() {
+    let feed = support::feed(20.0).await;
+    let (_dir, path) = support::config_file(&yaml(&feed.addr.to_string()));
+    let out = once(&path, "json", "trace").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "RUST_LOG=trace took effect, or this test proves nothing:\n{stderr}"
+    );
+    for (what, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(!text.contains(TOKEN), "{what} leaked the secret:\n{text}");
+        assert!(
+            !text.contains("user:"),
+            "{what} leaked the user info:\n{text}"
+        );
     }
 }
 

@@ -143,6 +143,19 @@ pub async fn wrong_accept() -> Server {
     .await
 }
 
+/// Answers the upgrade with the response `head` builds around the correct
+/// `Sec-WebSocket-Accept`, then holds the connection.
+pub async fn answers_upgrade_with(head: fn(&str) -> String) -> Server {
+    faulty::raw(move |mut tcp| async move {
+        if let Some(key) = read_upgrade_request(&mut tcp).await {
+            let accept = derive_accept_key(key.as_bytes());
+            let _ = tcp.write_all(head(&accept).as_bytes()).await;
+            drain(tcp).await;
+        }
+    })
+    .await
+}
+
 /// Redirects every upgrade to itself.
 pub async fn redirect_loop() -> Server {
     faulty::raw(|mut tcp| async move {

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use wsmon_probe::config::Config;
-use wsmon_probe::daemon::Daemon;
+use wsmon_probe::run::daemon::Daemon;
 
 /// The example feed on a free port, stopped when the returned guard drops.
 pub use wsmon_testkit::feed::FeedServer as Feed;
@@ -221,7 +221,7 @@ impl RunningDaemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let daemon = Daemon::start(config).unwrap();
-        let router = wsmon_probe::http::router(daemon.clone());
+        let router = wsmon_probe::serve::router(daemon.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });

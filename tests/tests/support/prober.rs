@@ -28,7 +28,7 @@ impl ProberDaemon {
             .arg("-c")
             .arg(&path)
             // The daemon logs each reconnect with its jittered delay at info: scenarios read them.
-            .env("RUST_LOG", "warn,wsmon_probe::daemon=info")
+            .env("RUST_LOG", "warn,wsmon_probe::run::daemon=info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

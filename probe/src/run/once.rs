@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::{run_session, SessionLimits};
+use crate::canary::session::{run_session, SessionLimits};
 use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
-use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
+use crate::record::metrics::{CanaryCollector, CanarySet, UpMeans};
+use crate::record::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
 
 /// One canary's evaluated run.
 #[derive(Debug, Clone)]
@@ -51,13 +51,7 @@ pub async fn run_with(
 ) -> Result<Vec<CanaryRun>, prometheus::Error> {
     let recorders: Vec<Arc<CanaryRecorder>> = canaries
         .iter()
-        .map(|cfg| {
-            Arc::new(CanaryRecorder::new(
-                &cfg.name,
-                cfg.url.redacted(),
-                Retention::WholeRun,
-            ))
-        })
+        .map(|cfg| Arc::new(CanaryRecorder::for_canary(&cfg, Retention::WholeRun)))
         .collect();
     let set = CanarySet::new(recorders.clone().into());
     registry.register(Box::new(CanaryCollector::new(set, UpMeans::Verdict)))?;

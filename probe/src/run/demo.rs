@@ -8,7 +8,7 @@ use crate::config::{
     CanaryConfig, Config, Defaults, HeadCheckConfig, HeartbeatConfig, HttpPublishConfig, MatchRule,
     PublishConfig, PublishVia, SequenceConfig, TargetUrl, TimeUnit, TimestampConfig,
 };
-use crate::recorder::CanaryStatus;
+use crate::record::recorder::CanaryStatus;
 
 /// The canary the demo holds against a feed at `feed`.
 pub fn feed_canary(feed: SocketAddr) -> CanaryConfig {

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::{Instant, SystemTime};
 
-use crate::recorder::CanaryStatus;
+use crate::record::recorder::CanaryStatus;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {

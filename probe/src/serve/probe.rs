@@ -16,11 +16,11 @@ use prometheus::{Gauge, GaugeVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 use wsmon_catalog::{self as catalog, MetricDef};
 
-use crate::canary::SessionLimits;
+use crate::canary::session::SessionLimits;
 use crate::config::{CanaryConfig, TargetUrl};
-use crate::daemon::Daemon;
 use crate::measure::Retention;
-use crate::recorder::CanaryRecorder;
+use crate::record::recorder::CanaryRecorder;
+use crate::run::daemon::Daemon;
 
 /// Used when Prometheus does not send its scrape timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,7 +108,7 @@ async fn probe(
         until: Some(started + scrape_timeout(&headers)),
         stop_after_first_payload: true,
     };
-    let run = crate::once::run_one(cfg, recorder, limits).await;
+    let run = crate::run::once::run_one(cfg, recorder, limits).await;
     let registry = Registry::new();
     if let Err(e) = record(&registry, &run, started.elapsed()) {
         tracing::error!(error = %e, "registering probe metrics failed");
@@ -139,7 +139,7 @@ fn gauge_vec(registry: &Registry, def: &MetricDef) -> Result<GaugeVec, prometheu
 /// Writes one probe's result into `registry` under the catalog's `probe_*` names.
 pub fn record(
     registry: &Registry,
-    run: &crate::once::CanaryRun,
+    run: &crate::run::once::CanaryRun,
     took: Duration,
 ) -> Result<(), prometheus::Error> {
     let s = &run.status;

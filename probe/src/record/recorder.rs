@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
-use crate::metrics::CanarySeries;
-use crate::trace::{step, AttemptTrace};
+use crate::record::series::{CanarySeries, ExpectedSeries, Phase};
+use crate::record::trace::{step, AttemptTrace};
 use wsmon_catalog as catalog;
 
 /// Failures kept for the status page.
@@ -48,25 +49,6 @@ pub struct ConnectPhases {
     pub upgrade: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Dns,
-    Tcp,
-    Tls,
-    Upgrade,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Dns => "dns",
-            Phase::Tcp => "tcp",
-            Phase::Tls => "tls",
-            Phase::Upgrade => "upgrade",
-        }
-    }
-}
-
 /// A failure as shown on the status page.
 #[derive(Debug, Clone)]
 pub struct RecentFailure {
@@ -104,6 +86,8 @@ pub struct CanaryStatus {
     pub recent_failures: VecDeque<RecentFailure>,
     /// The series `/metrics` renders beside the counts above.
     pub series: CanarySeries,
+    /// The series rendered at zero until they move.
+    pub expected: ExpectedSeries,
 }
 
 impl CanaryStatus {
@@ -159,9 +143,17 @@ impl CanaryRecorder {
                 verdict: Verdict::default(),
                 recent_failures: VecDeque::new(),
                 series: CanarySeries::default(),
+                expected: ExpectedSeries::default(),
             }),
             trace: Mutex::new(None),
         }
+    }
+
+    /// The record of canary `cfg`, whose series exist at zero from the start.
+    pub fn for_canary(cfg: &CanaryConfig, retention: Retention) -> Self {
+        let rec = Self::new(&cfg.name, cfg.url.redacted(), retention);
+        rec.lock().expected = ExpectedSeries::for_canary(cfg);
+        rec
     }
 
     // One canary's events come from one task, so this lock is never contended on the hot path.

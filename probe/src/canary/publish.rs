@@ -9,10 +9,11 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::canary::{self, Socket};
+use crate::canary::dial;
+use crate::canary::io::{self, Socket};
 use crate::config::{CanaryConfig, HttpPublishConfig, PublishConfig, PublishVia, WsPublishConfig};
 use crate::measure::Retention;
-use crate::recorder::CanaryRecorder;
+use crate::record::recorder::CanaryRecorder;
 
 /// Replaces `{{nonce}}` in a publish template (also in its URL-encoded form, for URLs).
 pub fn render_nonce(template: &str, nonce: &str) -> String {
@@ -154,7 +155,7 @@ async fn hold_publish_socket(
             nonce = nonces.recv() => {
                 let Some(nonce) = nonce else { break };
                 if socket.is_none() {
-                    match canary::connect(&cfg, &scratch).await {
+                    match dial::connect(&cfg, &scratch).await {
                         Ok(s) => socket = Some(s),
                         Err(f) => {
                             let detail = format!("publish connection to {target} failed: {}", f.reason);
@@ -165,7 +166,7 @@ async fn hold_publish_socket(
                 }
                 let ws = socket.as_mut().expect("connected above");
                 let text = render_nonce(&template, &nonce);
-                if let Err(f) = canary::send(ws, Message::text(text), cfg.connect_timeout).await {
+                if let Err(f) = io::send(ws, Message::text(text), cfg.connect_timeout).await {
                     let detail = format!("publish to {target} failed: {}", f.detail);
                     let _ = errors.send(PublishFailure { nonce, detail });
                     socket = None;
@@ -180,7 +181,7 @@ async fn hold_publish_socket(
         }
     }
     if let Some(mut ws) = socket {
-        canary::close(&mut ws, CloseCode::Normal, "canary session ended").await;
+        io::close(&mut ws, CloseCode::Normal, "canary session ended").await;
     }
 }
 

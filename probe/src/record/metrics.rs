@@ -1,4 +1,4 @@
-//! The canary metric families, named by `wsmon::catalog` so that no name is spelled twice.
+//! The canary metric families, named by `wsmon_catalog` so that no name is spelled twice.
 //!
 //! Each canary keeps its figures in its own recorder ([`CanarySeries`] plus the counts in its
 //! status), and [`CanaryCollector`] turns them into Prometheus families at scrape time. A
@@ -12,105 +12,14 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 use wsmon_catalog::{self as catalog, MetricDef};
 
-use crate::failure::FailureReason;
-use crate::recorder::{CanaryRecorder, CanaryState, CanaryStatus, Phase};
+use crate::record::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
+use crate::record::series::{Buckets, LabelledCounts, LazyBuckets, Phase};
 
-/// Cumulative-at-render bucket counts for one histogram series, on the catalog's buckets.
-#[derive(Debug, Clone)]
-pub struct Buckets {
-    /// Per bucket (not cumulative); the last slot is `+Inf`.
-    counts: Box<[u64]>,
-    sum: f64,
-    count: u64,
-}
-
-impl Buckets {
-    fn new(bounds: &[f64]) -> Self {
-        Self {
-            counts: vec![0; bounds.len() + 1].into_boxed_slice(),
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, bounds: &[f64], v: f64) {
-        let i = bounds.partition_point(|&b| b < v);
-        self.counts[i] += 1;
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn proto(&self, bounds: &[f64]) -> proto::Histogram {
-        let mut h = proto::Histogram::default();
-        h.set_sample_count(self.count);
-        h.set_sample_sum(self.sum);
-        let mut cumulative = 0;
-        let buckets = bounds
-            .iter()
-            .zip(self.counts.iter())
-            .map(|(&upper, &n)| {
-                cumulative += n;
-                let mut b = proto::Bucket::default();
-                b.set_upper_bound(upper);
-                b.set_cumulative_count(cumulative);
-                b
-            })
-            .collect();
-        h.set_bucket(buckets);
-        h
-    }
-}
-
-/// A latency histogram series that allocates its buckets on the first observation.
-#[derive(Debug, Clone, Default)]
-pub struct LazyBuckets(Option<Buckets>);
-
-impl LazyBuckets {
-    pub fn observe(&mut self, def: &MetricDef, v: f64) {
-        self.0
-            .get_or_insert_with(|| Buckets::new(def.buckets))
-            .observe(def.buckets, v);
-    }
-}
-
-/// A counter by a label drawn from a closed set (failure reasons, close-code classes).
-#[derive(Debug, Clone, Default)]
-pub struct LabelledCounts(Vec<(&'static str, u64)>);
-
-impl LabelledCounts {
-    pub fn inc(&mut self, label: &'static str) {
-        match self.0.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, n)) => *n += 1,
-            None => self.0.push((label, 1)),
-        }
-    }
-}
-
-/// One canary's histogram and labelled-counter series; plain counts live in its status.
-#[derive(Debug, Clone, Default)]
-pub struct CanarySeries {
-    pub connect_phase: [LazyBuckets; 4],
-    pub first_payload: LazyBuckets,
-    pub freshness: LazyBuckets,
-    pub e2e: LazyBuckets,
-    pub heartbeat_rtt: LazyBuckets,
-    pub reconnects: LabelledCounts,
-    pub closes: LabelledCounts,
-    pub failures: LabelledCounts,
-}
-
-impl CanarySeries {
-    pub fn phase(&mut self, phase: Phase) -> &mut LazyBuckets {
-        &mut self.connect_phase[phase as usize]
-    }
-
-    pub fn reconnect(&mut self, reason: FailureReason) {
-        self.reconnects.inc(reason.as_str());
-    }
-
-    pub fn failure(&mut self, reason: FailureReason) {
-        self.failures.inc(reason.as_str());
-    }
+/// Every `close_code` label value the prober can record, in order.
+fn close_code_values() -> impl Iterator<Item = &'static str> + Clone {
+    (1000..=1015)
+        .chain([3000, 4000, 0])
+        .map(wsmon::close_code::classify)
 }
 
 /// What `websocket_canary_up` reports.
@@ -214,15 +123,32 @@ impl Families {
         });
     }
 
-    fn histogram(&mut self, def: &MetricDef, labels: &[&str], h: &LazyBuckets) {
-        if let Some(b) = &h.0 {
-            self.push(def, labels, |m| m.set_histogram(b.proto(def.buckets)));
+    /// A histogram series, at zero until observed when `expected`.
+    fn histogram(&mut self, def: &MetricDef, labels: &[&str], h: &LazyBuckets, expected: bool) {
+        match &h.0 {
+            Some(b) => self.push(def, labels, |m| m.set_histogram(b.proto(def.buckets))),
+            None if expected => {
+                self.push(def, labels, |m| m.set_histogram(Buckets::zero(def.buckets)))
+            }
+            None => {}
         }
     }
 
-    fn by_label(&mut self, def: &MetricDef, canary: &str, counts: &LabelledCounts) {
+    /// The `expected` labels first (at zero until counted), then any other counted ones.
+    fn by_label<'l>(
+        &mut self,
+        def: &MetricDef,
+        canary: &str,
+        counts: &LabelledCounts,
+        expected: impl Iterator<Item = &'l str> + Clone,
+    ) {
+        for label in expected.clone() {
+            self.counter(def, &[canary, label], counts.get(label));
+        }
         for (label, n) in &counts.0 {
-            self.counter(def, &[canary, label], *n);
+            if !expected.clone().any(|e| e == *label) {
+                self.counter(def, &[canary, label], *n);
+            }
         }
     }
 
@@ -231,17 +157,30 @@ impl Families {
         let name = s.name.as_str();
         let l = [name];
         self.gauge(CANARY_UP, &l, if up { 1.0 } else { 0.0 });
+        let x = &s.expected;
         for phase in [Phase::Dns, Phase::Tcp, Phase::Tls, Phase::Upgrade] {
             self.histogram(
                 CANARY_CONNECT_PHASE_SECONDS,
                 &[name, phase.as_str()],
                 &s.series.connect_phase[phase as usize],
+                x.tls || phase != Phase::Tls,
             );
         }
-        self.histogram(CANARY_FIRST_PAYLOAD_SECONDS, &l, &s.series.first_payload);
-        self.histogram(CANARY_FRESHNESS_SECONDS, &l, &s.series.freshness);
-        self.histogram(CANARY_E2E_SECONDS, &l, &s.series.e2e);
-        self.histogram(CANARY_HEARTBEAT_RTT_SECONDS, &l, &s.series.heartbeat_rtt);
+        self.histogram(
+            CANARY_FIRST_PAYLOAD_SECONDS,
+            &l,
+            &s.series.first_payload,
+            true,
+        );
+        self.histogram(
+            CANARY_FRESHNESS_SECONDS,
+            &l,
+            &s.series.freshness,
+            x.freshness,
+        );
+        self.histogram(CANARY_E2E_SECONDS, &l, &s.series.e2e, x.e2e);
+        let rtt = &s.series.heartbeat_rtt;
+        self.histogram(CANARY_HEARTBEAT_RTT_SECONDS, &l, rtt, x.heartbeat_rtt);
         // Counters labelled by canary alone exist from the start, as Prometheus recommends.
         self.counter(CANARY_PUBLISHES_TOTAL, &l, s.publishes);
         self.counter(CANARY_PUBLISH_TIMEOUTS_TOTAL, &l, s.publish_timeouts);
@@ -251,9 +190,21 @@ impl Families {
         self.counter(CANARY_DUPLICATES_TOTAL, &l, s.sequence.duplicates);
         self.counter(CANARY_REORDERS_TOTAL, &l, s.sequence.reorders);
         self.counter(CANARY_STALLS_TOTAL, &l, s.stalls);
-        self.by_label(CANARY_RECONNECTS_TOTAL, name, &s.series.reconnects);
-        self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes);
-        self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures);
+        let reasons = x.reasons.iter().map(|r| r.as_str());
+        let stream_ends = x
+            .reasons
+            .iter()
+            .filter(|r| r.ends_stream())
+            .map(|r| r.as_str());
+        let closes = close_code_values().take(if x.closes { usize::MAX } else { 0 });
+        self.by_label(
+            CANARY_RECONNECTS_TOTAL,
+            name,
+            &s.series.reconnects,
+            stream_ends,
+        );
+        self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes, closes);
+        self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures, reasons);
         if let Some(lag) = s.head_lag {
             self.gauge(CANARY_HEAD_LAG_MESSAGES, &l, lag as f64);
         }
@@ -290,37 +241,5 @@ impl Collector for CanaryCollector {
             .into_iter()
             .filter(|f| !f.get_metric().is_empty())
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_cumulative_and_le_inclusive() {
-        let bounds = [0.1, 1.0];
-        let mut b = Buckets::new(&bounds);
-        for v in [0.1, 0.5, 1.0, 7.0] {
-            b.observe(&bounds, v);
-        }
-        let h = b.proto(&bounds);
-        let counts: Vec<u64> = h
-            .get_bucket()
-            .iter()
-            .map(|b| b.cumulative_count())
-            .collect();
-        assert_eq!(counts, [1, 3]);
-        assert_eq!(h.sample_count(), 4);
-        assert!((h.sample_sum() - 8.6).abs() < 1e-9);
-    }
-
-    #[test]
-    fn labelled_counts_add_up_per_label() {
-        let mut c = LabelledCounts::default();
-        c.inc("a");
-        c.inc("b");
-        c.inc("a");
-        assert_eq!(c.0, [("a", 2), ("b", 1)]);
     }
 }

@@ -1,39 +1,24 @@
-//! One held stream: connect phase by phase, then watch every frame against the canary's rules.
-//!
-//! The connection is made by hand (resolve, TCP, TLS, upgrade) so each phase is timed and each
-//! failure has its own reason. Every await is bounded: a hostile server can fail the canary but
-//! never hang it.
+//! One held stream: dial it, then watch every frame against the canary's rules. Every await
+//! is bounded: a hostile server can fail the canary but never hang it.
 
-use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CanaryConfig, TlsConfig};
+use crate::canary::dial::connect;
+use crate::canary::io::{close, send, Socket};
+use crate::canary::publish::{PublishFailure, Publisher};
+use crate::config::CanaryConfig;
 use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
-use crate::handshake::{self, UpgradeError};
 use crate::measure::{
     self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
 };
-use crate::publish::{PublishFailure, Publisher};
-use crate::recorder::{CanaryRecorder, CanaryState, Phase};
-
-/// Anything the WebSocket can run over: plain TCP or TLS.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-pub(crate) type Socket = WebSocketStream<Box<dyn Io>>;
+use crate::record::recorder::{CanaryRecorder, CanaryState};
 
 /// Why a session returned.
 #[derive(Debug, Clone)]
@@ -53,338 +38,6 @@ pub struct SessionLimits {
     pub until: Option<Instant>,
     /// Return successfully as soon as the first payload arrives (`/probe`).
     pub stop_after_first_payload: bool,
-}
-
-/// Bytes read per socket read. tungstenite's 128 KiB default is reserved per connection, which
-/// at thousands of canaries dwarfs everything else; a larger message still arrives whole, since
-/// tungstenite reserves a frame's full length once its header is read.
-const READ_BUFFER_BYTES: usize = 1024;
-
-/// Upgrade handshakes in flight at once, process-wide. Each one holds buffers several times a
-/// held stream's size; a daemon starting thousands of canaries would otherwise hold them all at
-/// once, and the allocator keeps that peak as resident memory long after.
-const HANDSHAKE_CONCURRENCY: usize = 128;
-static HANDSHAKE_SLOTS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(HANDSHAKE_CONCURRENCY);
-
-fn fault(reason: FailureReason, detail: impl Into<String>) -> Fault {
-    Fault {
-        reason,
-        detail: detail.into(),
-    }
-}
-
-/// Connects, timing each phase, and returns the upgraded socket.
-pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket, Fault> {
-    let url = cfg.url.expose();
-    let host = url
-        .host_str()
-        .ok_or_else(|| fault(FailureReason::Dns, "URL has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let limit = cfg.connect_timeout;
-
-    let started = Instant::now();
-    let addrs: Vec<std::net::SocketAddr> =
-        match timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(e)) => return Err(fault(FailureReason::Dns, format!("resolving {host}: {e}"))),
-            Err(_) => {
-                return Err(fault(
-                    FailureReason::Dns,
-                    format!("resolving {host} took longer than {limit:?}"),
-                ))
-            }
-        };
-    if addrs.is_empty() {
-        return Err(fault(
-            FailureReason::Dns,
-            format!("{host} has no addresses"),
-        ));
-    }
-    rec.phase(Phase::Dns, started.elapsed());
-
-    let started = Instant::now();
-    let tcp = connect_tcp(&addrs, limit).await?;
-    let _ = tcp.set_nodelay(true);
-    rec.phase(Phase::Tcp, started.elapsed());
-
-    let stream: Box<dyn Io> = if cfg.url.scheme() == "wss" {
-        let started = Instant::now();
-        let tls = tls_connector(&cfg.tls)?;
-        let server_name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| {
-            fault(
-                FailureReason::Tls,
-                format!("invalid TLS server name {host}: {e}"),
-            )
-        })?;
-        let stream = match timeout(limit, tls.connect(server_name, tcp)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(fault(tls_failure_reason(&e), format!("TLS handshake: {e}"))),
-            Err(_) => {
-                return Err(fault(
-                    FailureReason::Tls,
-                    format!("TLS handshake took longer than {limit:?}"),
-                ))
-            }
-        };
-        rec.phase(Phase::Tls, started.elapsed());
-        Box::new(stream)
-    } else {
-        Box::new(tcp)
-    };
-
-    // Waiting for a slot is not part of the upgrade phase.
-    let _slot = HANDSHAKE_SLOTS
-        .acquire()
-        .await
-        .expect("the handshake semaphore is never closed");
-    let started = Instant::now();
-    let request = upgrade_request(cfg)?;
-    let mut ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    ws_config.max_message_size = Some(cfg.max_message_bytes);
-    // One byte more for frames, so that `on_error` can tell a frame header refused outright
-    // (`frame_too_big`) from a message that grew too big (`message_too_big`) by `max_size`.
-    ws_config.max_frame_size = Some(cfg.max_message_bytes.saturating_add(1));
-    match timeout(limit, handshake::upgrade(stream, request, ws_config)).await {
-        Ok(Ok((socket, status))) => {
-            rec.phase(Phase::Upgrade, started.elapsed());
-            rec.handshake_status(status.as_u16(), true);
-            Ok(socket)
-        }
-        Ok(Err(UpgradeError::Status(status))) => {
-            let code = status.as_u16();
-            rec.handshake_status(code, false);
-            if status.is_redirection() {
-                // Never followed: a canary checks the URL it was given, and loops cost nothing.
-                return Err(fault(
-                    FailureReason::Redirect,
-                    format!("upgrade answered HTTP {code} (a redirect, not followed)"),
-                ));
-            }
-            Err(fault(
-                FailureReason::HandshakeStatus,
-                format!("upgrade answered HTTP {code} instead of 101"),
-            ))
-        }
-        Ok(Err(UpgradeError::AcceptMismatch)) => Err(fault(
-            FailureReason::HandshakeAcceptMismatch,
-            "Sec-WebSocket-Accept does not match the key sent: not a WebSocket server, or a proxy rewrote the response",
-        )),
-        Ok(Err(e)) => Err(fault(
-            FailureReason::HandshakeError,
-            format!("upgrade failed: {e}"),
-        )),
-        Err(_) => Err(fault(
-            FailureReason::HandshakeTimeout,
-            format!("no upgrade response within {limit:?}"),
-        )),
-    }
-}
-
-async fn connect_tcp(addrs: &[std::net::SocketAddr], limit: Duration) -> Result<TcpStream, Fault> {
-    let deadline = Instant::now() + limit;
-    let mut last = None;
-    for addr in addrs {
-        match tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => last = Some((addr, e)),
-            Err(_) => {
-                return Err(fault(
-                    FailureReason::ConnectTimeout,
-                    format!("TCP connect to {addr} took longer than {limit:?}"),
-                ))
-            }
-        }
-    }
-    let (addr, e) = last.expect("at least one address");
-    let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-        FailureReason::ConnectRefused
-    } else {
-        FailureReason::ConnectError
-    };
-    Err(fault(reason, format!("TCP connect to {addr}: {e}")))
-}
-
-fn tls_connector(tls: &TlsConfig) -> Result<tokio_rustls::TlsConnector, Fault> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fault(FailureReason::Tls, format!("TLS setup: {e}")))?;
-    let config = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = &tls.ca_file {
-            use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
-                fault(
-                    FailureReason::Tls,
-                    format!("reading ca_file {}: {e}", path.display()),
-                )
-            })?;
-            for cert in certs {
-                let cert = cert.map_err(|e| {
-                    fault(
-                        FailureReason::Tls,
-                        format!("parsing ca_file {}: {e}", path.display()),
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    fault(
-                        FailureReason::Tls,
-                        format!("ca_file {}: {e}", path.display()),
-                    )
-                })?;
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Which certificate problem failed the handshake, from the rustls error inside `e`.
-fn tls_failure_reason(e: &std::io::Error) -> FailureReason {
-    use rustls::CertificateError as C;
-    let Some(rustls::Error::InvalidCertificate(cert)) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return FailureReason::Tls;
-    };
-    match cert {
-        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-            FailureReason::TlsExpired
-        }
-        C::NotValidForName | C::NotValidForNameContext { .. } => FailureReason::TlsHostname,
-        C::UnknownIssuer | C::BadSignature => FailureReason::TlsUntrusted,
-        _ => FailureReason::Tls,
-    }
-}
-
-/// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &rustls_pki_types::CertificateDer<'_>,
-        _: &[rustls_pki_types::CertificateDer<'_>],
-        _: &rustls_pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
-    let bad = |e: &dyn std::fmt::Display| {
-        fault(
-            FailureReason::HandshakeError,
-            format!("building the upgrade request: {e}"),
-        )
-    };
-    let mut request = cfg
-        .url
-        .expose()
-        .as_str()
-        .into_client_request()
-        .map_err(|e| bad(&e))?;
-    let headers = request.headers_mut();
-    for (name, value) in &cfg.headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
-        let mut value = http::HeaderValue::from_str(value.expose()).map_err(|e| bad(&e))?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    if let Some(origin) = &cfg.origin {
-        headers.insert(
-            http::header::ORIGIN,
-            http::HeaderValue::from_str(origin).map_err(|e| bad(&e))?,
-        );
-    }
-    if !cfg.subprotocols.is_empty() {
-        headers.insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            http::HeaderValue::from_str(&cfg.subprotocols.join(", ")).map_err(|e| bad(&e))?,
-        );
-    }
-    Ok(request)
-}
-
-/// Writes bounded by `limit`: a peer that stops reading must not wedge the canary.
-pub(crate) async fn send(ws: &mut Socket, msg: Message, limit: Duration) -> Result<(), Fault> {
-    let mut sending = std::pin::pin!(ws.send(msg));
-    // Most writes complete at once. Arming the timer first would wake the runtime's timer
-    // thread on every send, which a heartbeat's round trip would then include.
-    let sent = match futures_util::poll!(&mut sending) {
-        Poll::Ready(r) => Ok(r),
-        Poll::Pending => timeout(limit, sending).await,
-    };
-    match sent {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(fault(FailureReason::Closed, format!("sending failed: {e}"))),
-        Err(_) => Err(fault(
-            FailureReason::Closed,
-            format!("the server stopped reading: a write blocked for {limit:?}"),
-        )),
-    }
-}
-
-/// Closes politely, bounded: a server that never answers the close does not hold us.
-pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.to_string().into(),
-    };
-    let _ = timeout(Duration::from_secs(1), async {
-        let _ = ws.close(Some(frame)).await;
-        // Drain until the server's close arrives or the stream ends.
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
 }
 
 /// Runs one connection of canary `cfg` until a fault ends it or `limits` say stop.
@@ -482,7 +135,7 @@ impl<'a> Session<'a> {
             rec,
             upgraded_at: now,
             got_payload: false,
-            stall: cfg.max_silence.map(|m| StallDetector::new(m, now)),
+            stall: cfg.max_silence.map(StallDetector::new),
             next_ping: cfg.heartbeat.map(|h| now + h.every),
             ping_pending: None,
             ping_counter: 0,
@@ -525,9 +178,7 @@ impl<'a> Session<'a> {
             candidates.push(self.upgraded_at + self.cfg.first_payload_within);
         }
         if let Some(s) = &self.stall {
-            if !s.is_stalled() {
-                candidates.push(s.deadline());
-            }
+            candidates.extend(s.deadline());
         }
         if let (Some(hb), Some((_, sent))) = (self.cfg.heartbeat, self.ping_pending) {
             candidates.push(sent + hb.timeout);
@@ -607,7 +258,7 @@ impl<'a> Session<'a> {
                         Some(Err(e)) => return Box::pin(self.on_error(ws, e)).await,
                         None => {
                             self.rec.closed(wsmon::close_code::ABNORMAL, "");
-                            return self.end(Some(fault(FailureReason::Closed, "the connection ended without a close frame (1006)")));
+                            return self.end(Some(Fault::new(FailureReason::Closed, "the connection ended without a close frame (1006)")));
                         }
                     }
                 }
@@ -627,7 +278,7 @@ impl<'a> Session<'a> {
         let write_limit = self.cfg.connect_timeout;
         if !self.got_payload && now >= self.upgraded_at + self.cfg.first_payload_within {
             close(ws, CloseCode::Normal, "no first payload").await;
-            return Some(self.end(Some(fault(
+            return Some(self.end(Some(Fault::new(
                 FailureReason::FirstPayloadTimeout,
                 format!(
                     "no data message within {:?} of the upgrade",
@@ -651,7 +302,7 @@ impl<'a> Session<'a> {
             if let Some((_, sent)) = self.ping_pending {
                 if now >= sent + hb.timeout {
                     close(ws, CloseCode::Normal, "heartbeat timeout").await;
-                    return Some(self.end(Some(fault(
+                    return Some(self.end(Some(Fault::new(
                         FailureReason::HeartbeatTimeout,
                         format!("no pong within {:?}", hb.timeout),
                     ))));
@@ -709,7 +360,7 @@ impl<'a> Session<'a> {
             if self.next_publish.is_some_and(|t| now >= t) {
                 self.next_publish = Some(now + p.every);
                 if self.got_payload {
-                    let nonce = crate::publish::new_nonce();
+                    let nonce = crate::canary::publish::new_nonce();
                     // The clock starts before the request: publish latency is part of e2e.
                     self.nonces.published(nonce.clone(), Instant::now());
                     self.rec.published();
@@ -755,7 +406,7 @@ impl<'a> Session<'a> {
                 // tungstenite hides a forbidden close code (0, 1005, 1006, 5000, ...) by
                 // handing us this exact frame instead; a server's own 1002 says something else.
                 if code == wsmon::close_code::PROTOCOL_ERROR && reason == "Protocol violation" {
-                    return Some(self.end(Some(fault(
+                    return Some(self.end(Some(Fault::new(
                         FailureReason::InvalidCloseCode,
                         "the server closed with a code RFC 6455 forbids on the wire",
                     ))));
@@ -765,7 +416,7 @@ impl<'a> Session<'a> {
                     tungstenite::error::ProtocolError::ReceivedAfterClosing,
                 )))) = timeout(Duration::from_secs(1), ws.next()).await
                 {
-                    return Some(self.end(Some(fault(
+                    return Some(self.end(Some(Fault::new(
                         FailureReason::DataAfterClose,
                         format!("the server sent more frames after closing with {code}"),
                     ))));
@@ -775,13 +426,16 @@ impl<'a> Session<'a> {
                 } else {
                     format!("the server closed the stream with {code}: {reason}")
                 };
-                return Some(self.end(Some(fault(FailureReason::for_close_code(code), detail))));
+                return Some(self.end(Some(Fault::new(
+                    FailureReason::for_close_code(code),
+                    detail,
+                ))));
             }
             Message::Ping(_) => {
                 if self.pings.exceeded(received) {
                     close(ws, CloseCode::Policy, "ping flood").await;
                     self.rec.closed(u16::from(CloseCode::Policy), "");
-                    return Some(self.end(Some(fault(
+                    return Some(self.end(Some(Fault::new(
                         FailureReason::PingFlood,
                         format!("more than {PING_FLOOD_PER_SECOND} pings within a second"),
                     ))));
@@ -794,7 +448,7 @@ impl<'a> Session<'a> {
             if limit.exceeded(received) {
                 close(ws, CloseCode::Policy, "message flood").await;
                 self.rec.closed(u16::from(CloseCode::Policy), "");
-                return Some(self.end(Some(fault(
+                return Some(self.end(Some(Fault::new(
                     FailureReason::MessageFlood,
                     format!(
                         "more than {} messages within a second (max_message_rate)",
@@ -933,7 +587,7 @@ impl<'a> Session<'a> {
             }
             None => self.rec.closed(wsmon::close_code::ABNORMAL, ""),
         }
-        self.end(Some(fault(reason, detail)))
+        self.end(Some(Fault::new(reason, detail)))
     }
 }
 

@@ -10,13 +10,13 @@ use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::{run_session, SessionLimits};
+use crate::canary::session::{run_session, SessionLimits};
 use crate::config::{CanaryConfig, Config};
 use crate::failure::FailureReason;
 use crate::measure::Retention;
 use crate::measure::SequenceTracker;
-use crate::metrics::{CanaryCollector, CanarySet, UpMeans};
-use crate::recorder::{CanaryRecorder, CanaryState};
+use crate::record::metrics::{CanaryCollector, CanarySet, UpMeans};
+use crate::record::recorder::{CanaryRecorder, CanaryState};
 
 struct Running {
     cfg: Arc<CanaryConfig>,
@@ -110,11 +110,7 @@ impl Daemon {
     fn spawn_canary(&self, cfg: CanaryConfig) -> Running {
         // One copy of the config per canary, shared by the task and the reload check.
         let cfg = Arc::new(cfg);
-        let recorder = Arc::new(CanaryRecorder::new(
-            &cfg.name,
-            cfg.url.redacted(),
-            Retention::Recent,
-        ));
+        let recorder = Arc::new(CanaryRecorder::for_canary(&cfg, Retention::Recent));
         let stop = CancellationToken::new();
         let task = tokio::spawn(hold(cfg.clone(), recorder.clone(), stop.clone()));
         Running {

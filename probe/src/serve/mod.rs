@@ -1,4 +1,8 @@
-//! The daemon's HTTP endpoints: `/metrics`, `/probe`, `/status` and `/healthz`.
+//! What the daemon serves: `/metrics`, `/probe` ([`probe`]), `/status` ([`status_page`]) and
+//! `/healthz`.
+
+pub mod probe;
+pub mod status_page;
 
 use axum::extract::State;
 use axum::http::header;
@@ -6,8 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::daemon::Daemon;
-use crate::status_page;
+use crate::run::daemon::Daemon;
 
 /// The router for `daemon`.
 pub fn router(daemon: Daemon) -> Router {
@@ -19,7 +22,7 @@ pub fn router(daemon: Daemon) -> Router {
             "/",
             get(|| async { axum::response::Redirect::to("/status") }),
         )
-        .merge(crate::probe_endpoint::router())
+        .merge(crate::serve::probe::router())
         .with_state(daemon)
 }
 

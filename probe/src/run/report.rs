@@ -7,7 +7,7 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 
 use crate::measure::LatencySummary;
-use crate::once::CanaryRun;
+use crate::run::once::CanaryRun;
 
 /// Errors writing a report somewhere other than stdout.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,10 @@
+//! One canary's life, bottom to top: the socket and its bounded writes ([`io`]), dialling
+//! ([`dial`], with [`tls`] and the [`handshake`]), the held [`session`], and the second path
+//! its nonces take ([`publish`]).
+
+pub mod dial;
+pub mod handshake;
+pub mod io;
+pub mod publish;
+pub mod session;
+pub mod tls;

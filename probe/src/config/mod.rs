@@ -1,0 +1,19 @@
+//! The prober's configuration: typed, validated up front, with errors that name the file, the
+//! key path and what was expected.
+//!
+//! Unknown keys are errors. Durations read like `500ms`, `5s`, `2m`, `1h`; sizes like `64KiB`,
+//! `1MiB` or a plain byte count. `${VAR}` in any string is replaced by the environment variable
+//! (`$$` is a literal `$`); a missing variable is an error naming the key. Header values and
+//! URLs are [`Secret`]s / [`TargetUrl`]s, which never print their credentials.
+
+mod parse;
+mod render;
+mod secret;
+mod types;
+mod units;
+pub mod yaml;
+
+pub use parse::{ConfigError, CANARY_KEYS};
+pub use secret::Secret;
+pub use types::*;
+pub use units::{fmt_duration, parse_duration, parse_size};
