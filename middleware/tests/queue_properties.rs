@@ -37,12 +37,12 @@ fn config() -> impl Strategy<Value = QueueConfig> {
         ],
     )
         .prop_flat_map(|(messages, bytes, policy)| {
-            (1..=messages, 1..=bytes).prop_map(move |(hw_messages, hw_bytes)| QueueConfig {
-                capacity_messages: messages,
-                capacity_bytes: bytes,
-                high_water_messages: hw_messages,
-                high_water_bytes: hw_bytes,
-                policy,
+            (1..=messages, 1..=bytes).prop_map(move |(hw_messages, hw_bytes)| {
+                QueueConfig::default()
+                    .capacity(messages)
+                    .capacity_bytes(bytes)
+                    .high_water(hw_messages, hw_bytes)
+                    .policy(policy)
             })
         })
 }
