@@ -8,7 +8,7 @@
 //! A ticker broadcasts `{"type":"tick","seq":N,"ts":UNIX_MS}` at the configured rate.
 //!
 //! With [`FeedConfig::redis`] set, several instances share one stream through Redis (see
-//! [`redis`](self::redis) for the behaviour when Redis goes away). Each connection must send
+//! [`redis`] for the behaviour when Redis goes away). Each connection must send
 //! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
 //! slowloris client is cut off).
 

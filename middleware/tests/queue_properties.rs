@@ -99,6 +99,7 @@ impl Model {
                 self.drops += 1;
                 Pushed::DroppedOldest
             }
+            other => unreachable!("the model knows no policy {other:?}"),
         }
     }
 }
@@ -145,6 +146,7 @@ proptest! {
                         Pushed::DroppedNewest | Pushed::DroppedOldest => dropped += 1,
                         Pushed::Evicted => evicted += 1,
                         Pushed::Closed => closed += 1,
+                        other => panic!("unexpected push result {other:?}"),
                     }
                 }
                 Op::Pop => match rx.try_recv() {
