@@ -17,6 +17,7 @@ pub mod markdown;
 pub mod otlp_sink;
 pub mod overhead;
 pub mod procs;
+pub mod requests;
 pub mod scrape;
 pub mod server;
 pub mod summary;
