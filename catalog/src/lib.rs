@@ -42,9 +42,9 @@ pub mod exporter;
 pub mod label;
 pub mod otel;
 pub mod probe;
-pub mod resume;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+pub mod resume;
 pub mod server;
 
 pub use def::{Kind, MetricDef};

@@ -67,6 +67,17 @@ pub struct Hub {
     joined: tokio::sync::watch::Sender<bool>,
 }
 
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Hub")
+            .field("route", &self.route)
+            .field("head", &state.head)
+            .field("subscribers", &state.subscribers.len())
+            .finish()
+    }
+}
+
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -133,6 +144,7 @@ impl Hub {
         self.lock().subscribers.retain(|(i, _)| *i != id);
     }
 
+    /// Connections currently subscribed.
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
     }

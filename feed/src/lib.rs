@@ -16,6 +16,8 @@
 //! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
 //! slowloris client is cut off).
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 mod history;
 mod hub;
 pub mod redis;
@@ -47,10 +49,13 @@ pub struct FeedConfig {
     pub rate: f64,
     /// Allowed `Origin`s; empty allows every origin.
     pub allowed_origins: Vec<String>,
+    /// Larger client messages are closed with 1009.
     pub max_message_bytes: Option<usize>,
     /// Held back before the snapshot, to inject a known first-payload latency.
     pub first_payload_delay: Duration,
+    /// Each connection's outbound queue.
     pub queue: QueueConfig,
+    /// Server pings; `None` turns them off.
     pub heartbeat: Option<Heartbeat>,
     /// A connection that has not sent complete request headers this long after connecting
     /// (or after its previous request) is closed.
@@ -101,6 +106,7 @@ impl std::fmt::Debug for FeedConfig {
 }
 
 /// A running feed's shared state.
+#[derive(Debug)]
 pub struct Feed {
     pub(crate) wsmon: WsMon,
     pub(crate) hub: Hub,
@@ -111,11 +117,15 @@ pub struct Feed {
 /// Why a feed could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
+    /// The metrics could not be registered.
     #[error(transparent)]
     Metrics(#[from] wsmon::Error),
+    /// `--redis` is not a Redis URL.
     #[error("invalid redis URL {url:?} (expected redis://host:port/db): {source}")]
     RedisUrl {
+        /// The URL, credentials redacted.
         url: String,
+        /// The Redis client's reason.
         #[source]
         source: ::redis::RedisError,
     },
@@ -136,7 +146,7 @@ impl Feed {
         }
         let wsmon = builder.build(registry)?;
         let hub = Hub::new(
-            wsmon.route(WS_ROUTE),
+            wsmon.route(WS_ROUTE).expect("declared above"),
             config.history,
             config.redis.is_none(),
         );
@@ -159,10 +169,12 @@ impl Feed {
         }))
     }
 
+    /// The feed's middleware handle.
     pub fn wsmon(&self) -> &WsMon {
         &self.wsmon
     }
 
+    /// The broadcast hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
     }

@@ -72,11 +72,10 @@ enum Overflow {
 /// high-water mark, so slow consumers are still flagged while their queues grow.
 fn queue_config(capacity: usize, policy: OverflowPolicy) -> QueueConfig {
     if capacity == 0 {
-        return QueueConfig {
-            capacity_messages: usize::MAX,
-            capacity_bytes: usize::MAX,
-            ..QueueConfig::default().policy(policy)
-        };
+        return QueueConfig::default()
+            .capacity(usize::MAX)
+            .capacity_bytes(usize::MAX)
+            .policy(policy);
     }
     QueueConfig::default().capacity(capacity).policy(policy)
 }

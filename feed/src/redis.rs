@@ -59,17 +59,26 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Why a publish through Redis failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Redis refused or the connection failed.
     #[error("redis at {url} is unavailable: {source}")]
     Redis {
+        /// The Redis URL, credentials redacted.
         url: String,
+        /// The Redis client's reason.
         #[source]
         source: redis::RedisError,
     },
+    /// Redis did not answer in time.
     #[error("redis at {url} did not answer within {timeout:?}")]
-    Timeout { url: String, timeout: Duration },
+    Timeout {
+        /// The Redis URL, credentials redacted.
+        url: String,
+        /// How long the feed waited.
+        timeout: Duration,
+    },
 }
 
-/// The feed's connection to Redis.
+/// The feed's connection to Redis; printed by its redacted URL only.
 pub(crate) struct RedisBus {
     client: redis::Client,
     /// The URL without credentials, for logs and errors.
@@ -170,6 +179,14 @@ pub(crate) fn envelope(ts_ms: u64, object: Option<Map<String, Value>>) -> String
         env.insert("object".into(), Value::Object(object));
     }
     Value::Object(env).to_string()
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("url", &self.shown_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One message as read from the stream.

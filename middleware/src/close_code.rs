@@ -13,10 +13,15 @@ use std::sync::Arc;
 pub const ABNORMAL: u16 = 1006;
 /// A close frame that carried no status code.
 pub const NO_STATUS: u16 = 1005;
+/// Normal closure.
 pub const NORMAL: u16 = 1000;
+/// The endpoint is going away (server shutdown, page navigation).
 pub const GOING_AWAY: u16 = 1001;
+/// A protocol violation.
 pub const PROTOCOL_ERROR: u16 = 1002;
+/// A message over the size limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
+/// Overload: the server asks the client to try again later (an evicted slow consumer).
 pub const TRY_AGAIN_LATER: u16 = 1013;
 
 const STANDARD: [&str; 16] = [
@@ -27,13 +32,16 @@ const STANDARD: [&str; 16] = [
 /// Who ended the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Initiator {
+    /// The client sent the first close frame.
     Client,
+    /// The server sent the first close frame (or cut an unresponsive peer off).
     Server,
     /// The connection ended without a close handshake.
     None,
 }
 
 impl Initiator {
+    /// The `initiator` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Initiator::Client => "client",

@@ -6,14 +6,20 @@ use tokio_tungstenite::tungstenite;
 /// The `frame_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameType {
+    /// A text message.
     Text = 0,
+    /// A binary message.
     Binary = 1,
+    /// A ping.
     Ping = 2,
+    /// A pong.
     Pong = 3,
+    /// A close frame.
     Close = 4,
 }
 
 impl FrameType {
+    /// The `frame_type` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             FrameType::Text => "text",
@@ -24,25 +30,30 @@ impl FrameType {
         }
     }
 
+    /// Text or binary: a message that carries application data.
     pub fn is_data(self) -> bool {
         matches!(self, FrameType::Text | FrameType::Binary)
     }
 }
 
-/// A WebSocket message type the wrapper can instrument.
-pub trait WsMessage: Sized {
+/// A WebSocket message type the wrapper can instrument: axum's and tungstenite's `Message`.
+/// Sealed: wsmon implements it for those two only.
+pub trait WsMessage: Sized + crate::sealed::Sealed {
     /// `None` for raw frames that are not messages.
     fn frame_type(&self) -> Option<FrameType>;
     /// The payload: data for text/binary, application data for ping/pong.
     fn payload(&self) -> &[u8];
     /// For a close message, its code (1005 when the frame carried none).
     fn close_code(&self) -> Option<u16>;
+    /// A ping carrying `payload` (the heartbeat's nonce).
     fn ping(payload: [u8; 8]) -> Self;
+    /// A close frame with `code` and `reason`.
     fn close(code: u16, reason: &'static str) -> Self;
 }
 
 /// How an error from the underlying stream ends the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The peer sent a message over the size limit: close with 1009.
     MessageTooBig,
@@ -66,10 +77,14 @@ impl ErrorKind {
     }
 }
 
-/// An error type the wrapper can classify.
-pub trait WsError {
+/// An error type the wrapper can classify: axum's and tungstenite's. Sealed.
+pub trait WsError: crate::sealed::Sealed {
+    /// How this error ends the connection.
     fn kind(&self) -> ErrorKind;
 }
+
+impl crate::sealed::Sealed for tungstenite::Message {}
+impl crate::sealed::Sealed for tungstenite::Error {}
 
 impl WsMessage for tungstenite::Message {
     fn frame_type(&self) -> Option<FrameType> {
@@ -137,6 +152,9 @@ impl WsError for tungstenite::Error {
 mod axum_impls {
     use super::*;
     use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+
+    impl crate::sealed::Sealed for Message {}
+    impl crate::sealed::Sealed for axum::Error {}
 
     impl WsMessage for Message {
         fn frame_type(&self) -> Option<FrameType> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-/// Heartbeat settings.
+/// Heartbeat settings: `Heartbeat::every(interval)`, optionally `.max_missed(n)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {
-    pub every: Duration,
-    pub max_missed: u32,
+    every: Duration,
+    max_missed: u32,
 }
 
 impl Heartbeat {
@@ -28,6 +28,16 @@ impl Heartbeat {
     pub fn max_missed(mut self, n: u32) -> Self {
         self.max_missed = n.max(1);
         self
+    }
+
+    /// The ping interval.
+    pub fn interval(&self) -> Duration {
+        self.every
+    }
+
+    /// Unanswered pings in a row after which the peer is closed.
+    pub fn missed_limit(&self) -> u32 {
+        self.max_missed
     }
 }
 

@@ -1,25 +1,26 @@
 //! # wsmon: stream-level RED metrics for WebSocket servers
 //!
 //! Two lines instrument an axum server: add the layer, and take [`WebSocketUpgrade`] from
-//! wsmon instead of axum. The handler body does not change.
+//! wsmon instead of axum. The handler body does not change. (This example is the README's,
+//! line for line; a test keeps the two equal.)
 //!
-//! ```no_run
+//! ```rust
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{response::Response, routing::get, Router};
 //! use wsmon::{WebSocketUpgrade, WsMon};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = prometheus::Registry::new();
+//! let registry = prometheus::Registry::new();          // yours, or a fresh one
 //! let wsmon = WsMon::builder().route("/ws").build(&registry)?;
 //!
 //! let app = Router::new()
 //!     .route("/ws", get(handler))
-//!     .route("/metrics", wsmon.metrics_route())
-//!     .layer(wsmon.layer()); // <- line one
+//!     .route("/metrics", wsmon.metrics_route())        // optional: a ready /metrics
+//!     .layer(wsmon.layer());                           // 1. the layer
 //!
-//! async fn handler(ws: WebSocketUpgrade) -> Response { // <- line two: wsmon's extractor
+//! async fn handler(ws: WebSocketUpgrade) -> Response { // 2. wsmon's extractor
 //!     ws.on_upgrade(|mut socket| async move {
 //!         while let Some(Ok(msg)) = socket.recv().await {
-//!             let _ = socket.send(msg).await;
+//!             if socket.send(msg).await.is_err() { break; }
 //!         }
 //!     })
 //! }
@@ -28,15 +29,40 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A tokio-tungstenite server wraps its `WebSocketStream` instead: see [`tungstenite::accept`]
-//! and [`WsMon::instrument`].
+//! A tokio-tungstenite server wraps its `WebSocketStream` instead: see
+//! [`tokio_tungstenite_server::accept`] and [`WsMon::instrument`].
 //!
 //! What is recorded, and under which names, is listed in [`catalog`] and `docs/metrics.md`.
 //! The message path does no allocation, no label lookup and takes no lock shared between
 //! connections: per-route handles are resolved once per connection, and live-connection
-//! gauges are computed at scrape time.
+//! gauges are computed at scrape time. Requests that are not upgrade attempts pass through
+//! the layer without an allocation.
+//!
+//! ## WebSockets over HTTP/2
+//!
+//! An RFC 8441 extended `CONNECT` with `:protocol = websocket` is an upgrade attempt like an
+//! HTTP/1.1 `Upgrade`: the origin allowlist, the connection limit and the shutdown refusal
+//! apply, and its `200` counts as accepted (`status_code="200"`). axum routes it only to a
+//! handler that accepts `CONNECT` (`any(handler)`, or `on(MethodFilter::GET.or(MethodFilter::CONNECT), handler)`),
+//! and serves HTTP/2 only with its `http2` feature on.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | [`WsMonLayer`], the [`WebSocketUpgrade`] extractor, [`WsMon::metrics_route`] |
+//! | `otlp` | no | [`export::otlp`]: OTLP export over gRPC or HTTP/protobuf (tonic, reqwest) |
+//! | `json` | no | [`sequencer::json_stamp_extractor`] (serde_json) |
+//!
+//! Without any feature, the tokio-tungstenite adapter, the instrumented socket, the queue and
+//! the Prometheus exposition remain.
+
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+// The catalog's items are documented where the catalog crate moves them (another change).
+#[allow(missing_docs)]
 pub mod catalog;
 pub mod close_code;
 pub mod export;
@@ -47,12 +73,14 @@ mod monitor;
 pub mod observe;
 pub mod queue;
 pub mod resume;
+mod secret;
 pub mod sequencer;
 pub mod socket;
-pub mod tungstenite;
+pub mod tokio_tungstenite_server;
 
 #[cfg(feature = "axum")]
-mod layer;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod layer;
 #[cfg(feature = "axum")]
 mod upgrade;
 
@@ -62,19 +90,29 @@ pub use monitor::{RouteHandle, WsMon, WsMonBuilder};
 pub use observe::ConnectionObserver;
 pub use queue::{outbound_queue, OverflowPolicy, QueueConfig, QueueReceiver, QueueSender};
 pub use resume::ResumeOutcome;
+pub use secret::{Secret, SecretError};
 pub use sequencer::{Stamp, StampExtractor};
 pub use socket::{ConnectionHandle, Instrumented};
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use layer::{WsMonLayer, WsMonService};
 #[cfg(feature = "axum")]
-pub use upgrade::{WebSocket, WebSocketUpgrade};
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use upgrade::{WebSocket, WebSocketUpgrade, WebSocketUpgradeRejection};
 
 /// Errors from building the middleware.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A metric could not be registered, typically because the registry already holds
     /// wsmon's metrics from another [`WsMon`].
     #[error("registering wsmon metrics in the Prometheus registry failed: {0}")]
     Register(#[source] prometheus::Error),
+}
+
+/// Seals the traits only wsmon implements, so adding a method to them is not a breaking
+/// change.
+mod sealed {
+    pub trait Sealed {}
 }

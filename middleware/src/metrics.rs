@@ -143,7 +143,7 @@ const FRAME_TYPES: [FrameType; 5] = [
 ];
 
 /// One route's metric handles, resolved once so the message path does no label lookups.
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     name: Arc<str>,
     rx_messages: [IntCounter; 5],
     tx_messages: [IntCounter; 5],
@@ -214,7 +214,7 @@ impl RouteMetrics {
     }
 
     /// The route template this handle records under.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
@@ -234,8 +234,14 @@ impl RouteMetrics {
         }
     }
 
-    pub(crate) fn record_upgrade(&self, status: http::StatusCode, duration: Duration) {
-        let accepted = status == http::StatusCode::SWITCHING_PROTOCOLS;
+    /// Counts one upgrade attempt. `accepted` is the caller's: a 101 for an HTTP/1.1
+    /// upgrade, a 200 for an RFC 8441 extended CONNECT.
+    pub(crate) fn record_upgrade(
+        &self,
+        status: http::StatusCode,
+        accepted: bool,
+        duration: Duration,
+    ) {
         let outcome = if accepted { "accepted" } else { "rejected" };
         self.upgrades
             .with_label_values(&[&self.name, outcome, status.as_str()])
@@ -247,6 +253,7 @@ impl RouteMetrics {
 
     /// An upgrade answered with 101 whose connection was gone before the socket was handed
     /// over: it ended without a close frame and without payload.
+    #[cfg(feature = "axum")]
     pub(crate) fn record_failed_upgrade(&self) {
         self.closes_counter(Initiator::None, crate::close_code::ABNORMAL)
             .inc();
@@ -262,13 +269,13 @@ impl RouteMetrics {
     }
 
     /// Sets the head sequence of this route's stream; lag is measured against it at send.
-    pub fn set_head(&self, seq: u64) {
+    pub(crate) fn set_head(&self, seq: u64) {
         self.head.store(seq, Relaxed);
         self.has_head.store(true, Relaxed);
     }
 
     /// The head sequence last reported, if any.
-    pub fn head(&self) -> Option<u64> {
+    pub(crate) fn head(&self) -> Option<u64> {
         self.has_head.load(Relaxed).then(|| self.head.load(Relaxed))
     }
 
@@ -319,7 +326,7 @@ impl RouteMetrics {
 const NO_STAMP: u64 = u64::MAX;
 
 /// Per-connection state shared by the socket wrapper, its outbound queue and the scrape.
-pub struct ConnShared {
+pub(crate) struct ConnShared {
     id: u64,
     pub(crate) route: Arc<RouteMetrics>,
     pub(crate) queue_messages: AtomicU64,
@@ -497,5 +504,26 @@ impl ResumeFamilies {
             replayed: self.replayed.with_label_values(&[r]),
             missed: self.missed.with_label_values(&[r]),
         }
+    }
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMetrics")
+            .field("name", &self.name)
+            .field("head", &self.head())
+            .field("live", &self.live_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ConnShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnShared")
+            .field("id", &self.id)
+            .field("route", &self.route.name())
+            .field("queue_messages", &self.queue_messages.load(Relaxed))
+            .field("slow", &self.slow.load(Relaxed))
+            .finish_non_exhaustive()
     }
 }

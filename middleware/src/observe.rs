@@ -44,10 +44,11 @@ impl WsMon {
     /// Records an upgrade attempt answered with `status` after `elapsed`: 101 counts as
     /// accepted (and its duration is observed), anything else as rejected.
     pub fn observe_upgrade(&self, route: &str, status: http::StatusCode, elapsed: Duration) {
-        self.inner
-            .metrics
-            .route(route)
-            .record_upgrade(status, elapsed);
+        self.inner.metrics.route(route).record_upgrade(
+            status,
+            status == http::StatusCode::SWITCHING_PROTOCOLS,
+            elapsed,
+        );
     }
 
     /// Starts observing one upgraded connection under `route`; it is live (in

@@ -6,6 +6,7 @@
 //! The lock is per connection, so producers for different connections never contend.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,7 @@ use crate::socket::ConnectionHandle;
 
 /// What to do when a push would exceed the queue's capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OverflowPolicy {
     /// Discard the oldest queued message to make room.
     DropOldest,
@@ -28,13 +30,20 @@ pub enum OverflowPolicy {
 }
 
 /// Queue limits. A connection above the high-water mark counts as a slow consumer; a push
-/// beyond the capacity overflows.
+/// beyond the capacity overflows. Built from `QueueConfig::default()` and the setters; the
+/// fields are readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueConfig {
+    /// Most messages queued at once. Default: 1024.
     pub capacity_messages: usize,
+    /// Most payload bytes queued at once. Default: 8 MiB.
     pub capacity_bytes: usize,
+    /// Above this many messages the connection is a slow consumer. Default: 768.
     pub high_water_messages: usize,
+    /// Above this many bytes the connection is a slow consumer. Default: 6 MiB.
     pub high_water_bytes: usize,
+    /// What a push beyond capacity does. Default: [`OverflowPolicy::Disconnect`].
     pub policy: OverflowPolicy,
 }
 
@@ -58,6 +67,22 @@ impl QueueConfig {
         self
     }
 
+    /// Capacity in payload bytes; the high-water mark is set to three quarters of it.
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity_bytes = bytes.max(1);
+        self.high_water_bytes = (bytes * 3 / 4).max(1);
+        self
+    }
+
+    /// The slow-consumer marks, in messages and bytes, when three quarters of the
+    /// capacity is not the right place.
+    pub fn high_water(mut self, messages: usize, bytes: usize) -> Self {
+        self.high_water_messages = messages;
+        self.high_water_bytes = bytes;
+        self
+    }
+
+    /// The overflow policy.
     pub fn policy(mut self, policy: OverflowPolicy) -> Self {
         self.policy = policy;
         self
@@ -65,7 +90,10 @@ impl QueueConfig {
 }
 
 /// A message that can be queued: its size in bytes counts against the byte limits.
+/// Implemented for every [`WsMessage`]; implement it for an application type that queues
+/// something else (a shared, pre-serialised broadcast, say).
 pub trait QueueItem {
+    /// The bytes this message counts for.
     fn queued_bytes(&self) -> usize;
 }
 
@@ -77,7 +105,9 @@ impl<M: WsMessage> QueueItem for M {
 
 /// The result of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pushed {
+    /// Queued.
     Queued,
     /// Queued after discarding the oldest message.
     DroppedOldest,
@@ -107,6 +137,31 @@ struct Shared<M> {
 /// The producer side; cheap to clone.
 pub struct QueueSender<M> {
     shared: Arc<Shared<M>>,
+}
+
+impl<M> fmt::Debug for QueueSender<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.debug("QueueSender", f)
+    }
+}
+
+impl<M> fmt::Debug for QueueReceiver<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.debug("QueueReceiver", f)
+    }
+}
+
+impl<M> Shared<M> {
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct(name)
+            .field("connection", &self.conn)
+            .field("config", &self.config)
+            .field("queued_messages", &state.items.len())
+            .field("queued_bytes", &state.bytes)
+            .field("evicted", &state.evicted)
+            .finish()
+    }
 }
 
 impl<M> Clone for QueueSender<M> {
@@ -218,9 +273,11 @@ impl<M: QueueItem> QueueSender<M> {
     }
 }
 
-/// What the writer task gets next.
+/// What the writer task gets next. Exhaustive on purpose: a writer must handle every case,
+/// so a new one should fail its build rather than be ignored.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next<M> {
+    /// The next message to write.
     Message(M),
     /// The connection overflowed under [`OverflowPolicy::Disconnect`]: send a close with
     /// 1013 (already counted) and end the connection.

@@ -11,12 +11,16 @@ use std::time::SystemTime;
 
 /// The sequence and publish time of one outgoing message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stamp {
+    /// The message's sequence number, for lag in messages.
     pub seq: Option<u64>,
+    /// When the message was published, for lag in seconds.
     pub published: Option<SystemTime>,
 }
 
 impl Stamp {
+    /// Both parts known. `Stamp::default()` is neither; set one with the fields.
     pub fn new(seq: u64, published: SystemTime) -> Self {
         Self {
             seq: Some(seq),
@@ -32,6 +36,7 @@ pub type StampExtractor = Arc<dyn Fn(&[u8]) -> Option<Stamp> + Send + Sync>;
 /// timestamp in milliseconds (RFC 6901 JSON pointers, e.g. `/seq`). This parses every
 /// outgoing data message, so prefer explicit stamps on busy streams.
 #[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub fn json_stamp_extractor(seq_pointer: &str, ts_ms_pointer: Option<&str>) -> StampExtractor {
     let seq_pointer = seq_pointer.to_owned();
     let ts_pointer = ts_ms_pointer.map(str::to_owned);

@@ -27,6 +27,19 @@ pub struct Instrumented<S> {
     conn: Connection,
 }
 
+/// The wrapped socket is not printed (axum's `WebSocket` has no `Debug`); the connection's
+/// recording state is.
+impl<S> std::fmt::Debug for Instrumented<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("connection", &self.conn.shared)
+            .field("sent_payload", &self.conn.sent_payload)
+            .field("close_sent", &self.conn.close_sent)
+            .field("heartbeat", &self.conn.heartbeat.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Per-connection recording state. Its `Drop` records how the connection ended.
 struct Connection {
     shared: Arc<ConnShared>,
@@ -43,8 +56,8 @@ struct Connection {
 }
 
 /// A handle to one instrumented connection, usable from other tasks (a writer behind a split,
-/// an application queue).
-#[derive(Clone)]
+/// an application queue); cheap to clone.
+#[derive(Clone, Debug)]
 pub struct ConnectionHandle {
     shared: Arc<ConnShared>,
 }
@@ -58,7 +71,7 @@ impl ConnectionHandle {
 
     /// Reports the depth of an application-owned outbound queue, for
     /// `websocket_server_outbound_queue_messages` and `..._depth`. Not needed with
-    /// [`crate::queue::OutboundQueue`], which reports itself.
+    /// [`crate::outbound_queue`], which reports itself.
     pub fn report_queue_depth(&self, messages: usize, slow: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         self.shared.queue_messages.store(messages as u64, Relaxed);
@@ -108,10 +121,12 @@ impl<S> Instrumented<S> {
         }
     }
 
+    /// The wrapped socket.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
+    /// The wrapped socket, mutably. Frames sent or read through it are not recorded.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -2,9 +2,6 @@
 //! socket and the bounded outbound queue make exactly as many heap allocations per message as
 //! the bare socket. Counted, not timed, so it is steady on a noisy machine.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::DuplexStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -13,40 +10,13 @@ use tokio_tungstenite::WebSocketStream;
 use wsmon::queue::{outbound_queue, Next};
 use wsmon::{QueueConfig, Stamp, WsMon};
 
-struct Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-#[test]
-fn the_counting_allocator_sees_allocations() {
-    let before = allocations();
-    let v = std::hint::black_box(vec![1u8; 64]);
-    assert!(allocations() > before);
-    drop(v);
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 async fn pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (a, b) = tokio::io::duplex(1 << 20);
@@ -101,7 +71,7 @@ async fn instrumented_socket_adds_no_allocation_per_message() {
 async fn outbound_queue_and_stamps_add_no_allocation_per_message() {
     let registry = prometheus::Registry::new();
     let wsmon = WsMon::builder().route("/ws").build(&registry).unwrap();
-    wsmon.route("/ws").set_head(0);
+    wsmon.route("/ws").expect("declared").set_head(0);
     let (server, mut client) = pair().await;
     let mut socket = wsmon.instrument("/ws", server);
     let handle = socket.handle();

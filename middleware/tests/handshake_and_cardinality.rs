@@ -311,3 +311,69 @@ async fn metrics_endpoint_serves_the_text_format() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_attempt_with_another_method_is_a_counted_rejection_with_its_status() {
+    let server = start_echo(WsMon::builder()).await;
+    let http = reqwest::Client::new();
+    let upgrade = |method: reqwest::Method| {
+        http.request(method, format!("http://{}/echo", server.addr))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+    };
+    let post = upgrade(reqwest::Method::POST).await.unwrap().status();
+    assert_eq!(post, 405, "axum's get() route answers POST with 405");
+    let put = upgrade(reqwest::Method::PUT).await.unwrap().status();
+    assert_eq!(put, 405);
+    // A plain POST (no Upgrade header) to a REST-style route is not an upgrade attempt.
+    let plain = http
+        .post(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(plain, 405);
+    let s = server.metrics();
+    assert_eq!(
+        s.sum(
+            UPGRADES,
+            &[
+                ("route", "/echo"),
+                ("outcome", "rejected"),
+                ("status_code", "405")
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(s.sum(UPGRADES, &[("outcome", "rejected")]), 2.0);
+}
+
+#[tokio::test]
+async fn an_upgrade_attempt_with_another_method_from_a_foreign_origin_gets_403() {
+    let server = start_echo(WsMon::builder().allow_origin("https://app.example.com")).await;
+    let status = reqwest::Client::new()
+        .post(format!("http://{}/echo", server.addr))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403);
+    let s = server.metrics();
+    assert_eq!(
+        s.sum(
+            UPGRADES,
+            &[
+                ("route", "/echo"),
+                ("outcome", "rejected"),
+                ("status_code", "403")
+            ]
+        ),
+        1.0
+    );
+}

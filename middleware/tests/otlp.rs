@@ -13,7 +13,8 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric}
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use wsmon::catalog::{self, Kind};
-use wsmon::export::otlp::{self, OtlpConfig, SecretValue};
+use wsmon::export::otlp::{self, OtlpConfig};
+use wsmon::Secret;
 use wsmon_feed::FeedConfig;
 use wsmon_testkit::otlp_receiver;
 
@@ -136,7 +137,7 @@ async fn grpc_export_carries_the_catalog_and_agrees_with_the_scrape() {
     let server = start_feed(quiet_feed()).await;
     let config = OtlpConfig::grpc(format!("http://{addr}"), "wsmon-test")
         .interval(Duration::from_millis(200))
-        .header("x-tenant", SecretValue::new("team-a"))
+        .header("x-tenant", Secret::new("team-a"))
         .resource_attribute("deployment.environment", "test");
     let _exporter = otlp::spawn(server.registry.clone(), config, "9.9.9").unwrap();
     drive_traffic(&server).await;
@@ -180,7 +181,7 @@ async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
     let server = start_feed(quiet_feed()).await;
     let config = OtlpConfig::new(format!("http://{addr}"), "wsmon-http")
         .interval(Duration::from_millis(200))
-        .header("authorization", SecretValue::new("Bearer t0ken"));
+        .header("authorization", Secret::new("Bearer t0ken"));
     let _exporter = otlp::spawn(server.registry.clone(), config, "1.0.0").unwrap();
     drive_traffic(&server).await;
     let scrape = server.metrics();

@@ -37,12 +37,12 @@ fn config() -> impl Strategy<Value = QueueConfig> {
         ],
     )
         .prop_flat_map(|(messages, bytes, policy)| {
-            (1..=messages, 1..=bytes).prop_map(move |(hw_messages, hw_bytes)| QueueConfig {
-                capacity_messages: messages,
-                capacity_bytes: bytes,
-                high_water_messages: hw_messages,
-                high_water_bytes: hw_bytes,
-                policy,
+            (1..=messages, 1..=bytes).prop_map(move |(hw_messages, hw_bytes)| {
+                QueueConfig::default()
+                    .capacity(messages)
+                    .capacity_bytes(bytes)
+                    .high_water(hw_messages, hw_bytes)
+                    .policy(policy)
             })
         })
 }
@@ -99,6 +99,7 @@ impl Model {
                 self.drops += 1;
                 Pushed::DroppedOldest
             }
+            other => unreachable!("the model knows no policy {other:?}"),
         }
     }
 }
@@ -145,6 +146,7 @@ proptest! {
                         Pushed::DroppedNewest | Pushed::DroppedOldest => dropped += 1,
                         Pushed::Evicted => evicted += 1,
                         Pushed::Closed => closed += 1,
+                        other => panic!("unexpected push result {other:?}"),
                     }
                 }
                 Op::Pop => match rx.try_recv() {

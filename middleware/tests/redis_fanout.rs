@@ -272,8 +272,7 @@ fn an_invalid_redis_url_is_refused_with_a_clear_error_that_hides_the_password() 
         },
         &prometheus::Registry::new(),
     )
-    .err()
-    .expect("an http:// URL is not a Redis URL");
+    .expect_err("an http:// URL is not a Redis URL");
     let text = err.to_string();
     assert!(text.contains("invalid redis URL"), "{text}");
     assert!(

@@ -390,7 +390,8 @@ async fn tokio_tungstenite_server_is_instrumented_through_accept() {
             let (tcp, _) = listener.accept().await.unwrap();
             let wsmon = server_wsmon.clone();
             tokio::spawn(async move {
-                let Ok(mut ws) = wsmon::tungstenite::accept(&wsmon, "/raw", tcp).await else {
+                let Ok(mut ws) = wsmon::tokio_tungstenite_server::accept(&wsmon, "/raw", tcp).await
+                else {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
@@ -451,7 +452,7 @@ async fn tokio_tungstenite_server_is_instrumented_through_accept() {
 async fn a_stamp_extractor_reads_sequence_and_publish_time_from_outgoing_json() {
     let extractor = wsmon::sequencer::json_stamp_extractor("/seq", Some("/ts"));
     let server = start_echo(WsMon::builder().stamp_extractor(extractor)).await;
-    server.wsmon.route("/echo").set_head(10);
+    server.wsmon.route("/echo").expect("declared").set_head(10);
     let mut client = connect(&server.url("/echo")).await;
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

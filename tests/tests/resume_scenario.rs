@@ -27,9 +27,9 @@ use serde_json::Value;
 use support::binaries;
 use support::exposition::scrape;
 use support::feed_process::FeedProcess;
-use support::redis::RedisServer;
 use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
+use wsmon_testkit::redis::RedisServer;
 
 /// Publishing rate, through A.
 const RATE: f64 = 200.0;

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use wsmon_bench::{
     accuracy, backpressure, cold_start, counted, footprint, instructions, machine, markdown,
-    overhead, relay_cost, replay, scrape, syscalls,
+    overhead, relay_cost, replay, requests, scrape, syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Bench {
     Overhead,
     Instructions,
+    /// 1d: instructions per plain HTTP request, layer against no layer.
+    Requests,
     Syscalls,
     Scrape,
     Footprint,
@@ -89,6 +91,21 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 1b: instructions per message under callgrind");
         let counts = instructions::run(&opts).await?;
         sections.push(instructions::report(&counts, &opts, OVERHEAD_DELIVERIES));
+    }
+    if wants(Bench::Requests) {
+        if !instructions::valgrind_available() {
+            anyhow::bail!(
+                "valgrind is not installed (apt-get install valgrind); use --only to skip requests"
+            );
+        }
+        let (short, long) = if cli.quick {
+            (2_000, 6_000)
+        } else {
+            (5_000, 25_000)
+        };
+        eprintln!("== benchmark 1d: instructions per plain HTTP request under callgrind");
+        let counts = requests::run(short, long).await?;
+        sections.push(requests::report(&counts, short, long));
     }
     if wants(Bench::Syscalls) {
         if !syscalls::strace_available() {

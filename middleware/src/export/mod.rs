@@ -3,4 +3,5 @@
 pub mod prometheus;
 
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;

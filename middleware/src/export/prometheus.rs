@@ -16,6 +16,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A `GET` route serving `registry`: `router.route("/metrics", metrics_route(registry))`.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub fn metrics_route<S>(registry: Registry) -> axum::routing::MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -34,6 +35,7 @@ where
 #[cfg(feature = "axum")]
 impl crate::WsMon {
     /// A `GET` route serving this middleware's registry.
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn metrics_route<S>(&self) -> axum::routing::MethodRouter<S>
     where
         S: Clone + Send + Sync + 'static,

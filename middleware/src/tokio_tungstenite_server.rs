@@ -1,10 +1,11 @@
-//! Instrumenting a server built directly on tokio-tungstenite.
+//! Instrumenting a server built directly on tokio-tungstenite (an adapter, not a re-export:
+//! the tungstenite crate itself is `tokio_tungstenite::tungstenite`).
 //!
 //! ```no_run
 //! # async fn run(wsmon: wsmon::WsMon) -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let (tcp, _) = listener.accept().await?;
-//! let mut socket = wsmon::tungstenite::accept(&wsmon, "/ws", tcp).await?;
+//! let mut socket = wsmon::tokio_tungstenite_server::accept(&wsmon, "/ws", tcp).await?;
 //! // `socket` is a `WebSocketStream` with the same Stream/Sink API, now recorded.
 //! # Ok(()) }
 //! ```
@@ -22,6 +23,8 @@ use crate::{Instrumented, WsMon};
 
 /// Accepts a WebSocket handshake on `stream`, recording its outcome under `route` with the
 /// same origin, overload and message-size rules as the axum layer.
+///
+/// `route` becomes a label value: pass a template from your code, never a raw request path.
 pub async fn accept<T>(
     wsmon: &WsMon,
     route: &str,
@@ -52,7 +55,7 @@ where
     }
     match tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)).await {
         Ok(socket) => {
-            route_metrics.record_upgrade(StatusCode::SWITCHING_PROTOCOLS, started.elapsed());
+            route_metrics.record_upgrade(StatusCode::SWITCHING_PROTOCOLS, true, started.elapsed());
             Ok(wsmon.instrument(route, socket))
         }
         Err(err) => {
@@ -60,7 +63,7 @@ where
                 Error::Http(resp) => resp.status(),
                 _ => StatusCode::BAD_REQUEST,
             };
-            route_metrics.record_upgrade(status, started.elapsed());
+            route_metrics.record_upgrade(status, false, started.elapsed());
             Err(err)
         }
     }

@@ -1,0 +1,201 @@
+//! Benchmark 1d: what the layer costs a request that is not a WebSocket upgrade, the common
+//! case on a mixed REST + WebSocket service. User-space instructions per plain request,
+//! counted by callgrind, with the same router bare, with a no-op layer (tower's `Identity`:
+//! what axum's `Router::layer` charges any layer) and with wsmon's layer. The router is
+//! called in-process, as `axum::serve` calls it per request, so the figure is routing plus
+//! handler work without hyper's parsing or the socket: the ratio is the strictest one.
+//! Two request counts per mode; the slope between them removes start-up.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use axum::body::Body;
+use axum::http::Request;
+use axum::routing::get;
+use axum::Router;
+use tower::{Service, ServiceExt};
+
+use crate::markdown::Table;
+
+/// How the router is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layering {
+    /// No layer.
+    Bare,
+    /// `Router::layer(tower::layer::util::Identity::new())`.
+    Identity,
+    /// `Router::layer(wsmon.layer())`, the README's integration.
+    Wsmon,
+}
+
+impl Layering {
+    pub const ALL: [Layering; 3] = [Layering::Bare, Layering::Identity, Layering::Wsmon];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layering::Bare => "bare",
+            Layering::Identity => "no-op layer",
+            Layering::Wsmon => "wsmon layer",
+        }
+    }
+
+    fn arg(self) -> &'static str {
+        match self {
+            Layering::Bare => "bare",
+            Layering::Identity => "identity",
+            Layering::Wsmon => "wsmon",
+        }
+    }
+
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.arg() == s)
+            .with_context(|| format!("unknown layering {s:?}: expected bare, identity or wsmon"))
+    }
+}
+
+async fn ws(ws: wsmon::WebSocketUpgrade) -> axum::response::Response {
+    ws.on_upgrade(|_| async {})
+}
+
+/// A mixed service: two REST routes, the WebSocket route and `/metrics`.
+fn router(layering: Layering) -> anyhow::Result<Router> {
+    let registry = prometheus::Registry::new();
+    let wsmon = wsmon::WsMon::builder().route("/ws").build(&registry)?;
+    let app = Router::new()
+        .route("/api/items", get(|| async { "items" }))
+        .route("/api/items/{id}", get(|| async { "item" }))
+        .route("/ws", get(ws))
+        .route("/metrics", wsmon.metrics_route());
+    let app = match layering {
+        Layering::Bare => app,
+        Layering::Identity => app.layer(tower::layer::util::Identity::new()),
+        Layering::Wsmon => app.layer(wsmon.layer()),
+    };
+    // As `axum::serve` does: handlers become routes once, not per request.
+    Ok(app.with_state(()))
+}
+
+/// Sends `n` plain `GET /api/items/{id}` requests through the router, in this process.
+pub async fn drive(layering: Layering, n: u64) -> anyhow::Result<()> {
+    let mut app = router(layering)?;
+    for i in 0..n {
+        let request = Request::get(if i % 2 == 0 {
+            "/api/items"
+        } else {
+            "/api/items/42"
+        })
+        .header("accept", "application/json")
+        .body(Body::empty())?;
+        let response = ServiceExt::<Request<Body>>::ready(&mut app)
+            .await?
+            .call(request)
+            .await?;
+        if response.status() != 200 {
+            bail!("plain request answered {}", response.status());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Count {
+    pub layering: Layering,
+    /// `(instructions, requests)` for the short and the long run.
+    pub short: (u64, u64),
+    pub long: (u64, u64),
+}
+
+impl Count {
+    pub fn per_request(&self) -> f64 {
+        crate::counted::slope(self.short, self.long)
+    }
+}
+
+async fn one(layering: Layering, n: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let out_file = dir.join(format!("callgrind.{}.{n}.out", layering.arg()));
+    let status = tokio::process::Command::new("valgrind")
+        .args(["-q", "--tool=callgrind"])
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(crate::procs::sibling("wsmon-bench-requests")?)
+        .args([layering.arg(), &n.to_string()])
+        .status()
+        .await
+        .context("running valgrind")?;
+    if !status.success() {
+        bail!(
+            "wsmon-bench-requests {} {n} under callgrind: {status}",
+            layering.arg()
+        );
+    }
+    let text = std::fs::read_to_string(&out_file)
+        .with_context(|| format!("reading {}", out_file.display()))?;
+    let total = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no instruction total in callgrind's output")?;
+    Ok((total, n))
+}
+
+pub async fn run(short: u64, long: u64) -> anyhow::Result<Vec<Count>> {
+    let dir = std::env::temp_dir().join(format!("wsmon-bench-req-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut counts = Vec::new();
+    for layering in Layering::ALL {
+        let c = Count {
+            layering,
+            short: one(layering, short, &dir).await?,
+            long: one(layering, long, &dir).await?,
+        };
+        eprintln!(
+            "  instructions {:<12} {:.0} per plain request",
+            layering.as_str(),
+            c.per_request()
+        );
+        counts.push(c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(counts)
+}
+
+pub fn report(counts: &[Count], short: u64, long: u64) -> String {
+    let mut out = String::from("### 1d. Instructions per plain HTTP request (callgrind)\n\n");
+    out.push_str(&format!(
+        "A mixed router (two REST routes, `/ws`, `/metrics`) called in-process, as \
+         `axum::serve` calls it, for {short} and for {long} plain `GET`s under \
+         `valgrind --tool=callgrind`; instructions per request is the difference between the \
+         two runs divided by the difference in requests. No hyper parsing or socket work is \
+         included, so the ratios are the strictest ones. The no-op layer is tower's \
+         `Identity`: the cost axum's `Router::layer` puts on any layer.\n\n"
+    ));
+    let get = |l: Layering| {
+        counts
+            .iter()
+            .find(|c| c.layering == l)
+            .map(Count::per_request)
+    };
+    let bare = get(Layering::Bare);
+    let mut t = Table::new(["router", "instructions per request", "over bare"]);
+    for c in counts {
+        let ratio = bare.map_or(String::new(), |b| format!("{:.3}", c.per_request() / b));
+        t.row([
+            c.layering.as_str().to_string(),
+            format!("{:.0}", c.per_request()),
+            ratio,
+        ]);
+    }
+    out.push_str(&t.render());
+    if let (Some(i), Some(w)) = (get(Layering::Identity), get(Layering::Wsmon)) {
+        out.push_str(&format!(
+            "\nwsmon's layer over the no-op layer: **{:.3}** ({:+.0} instructions per request).\n",
+            w / i,
+            w - i
+        ));
+    }
+    out
+}

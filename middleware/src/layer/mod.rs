@@ -1,0 +1,96 @@
+//! The tower layer: handshake metrics, origin and overload checks, and the context that the
+//! [`crate::WebSocketUpgrade`] extractor picks up.
+//!
+//! Add it with `Router::layer`, which wraps each route (and the fallback) after routing, so
+//! axum's `MatchedPath` is known here and an unrouted request counts as `unmatched`.
+//!
+//! An upgrade attempt is any request with `Upgrade: websocket`, whatever its method (a `POST`
+//! answered 405 is a rejected attempt), or an HTTP/2 extended `CONNECT` whose `:protocol` is
+//! `websocket` (RFC 8441). Both go through the origin allowlist, the connection limit and the
+//! shutdown refusal. Every other request passes through untouched: no allocation, no lock,
+//! no clock read (see [`future::ResponseFuture`]).
+
+mod future;
+mod service;
+
+use http::{header, Method, Request, Version};
+
+use crate::metrics::RouteMetrics;
+use crate::WsMon;
+
+pub use future::ResponseFuture;
+pub use service::WsMonService;
+
+/// The layer returned by [`WsMon::layer`]; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WsMonLayer {
+    wsmon: WsMon,
+}
+
+impl WsMon {
+    /// The tower layer to add to the router: `router.layer(wsmon.layer())`.
+    pub fn layer(&self) -> WsMonLayer {
+        WsMonLayer {
+            wsmon: self.clone(),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for WsMonLayer {
+    type Service = WsMonService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WsMonService::new(inner, self.wsmon.clone())
+    }
+}
+
+/// How a request asks for a WebSocket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// `Upgrade: websocket` (RFC 6455), accepted with 101.
+    Upgrade,
+    /// Extended CONNECT with `:protocol = websocket` (RFC 8441), accepted with 200.
+    ExtendedConnect,
+}
+
+impl Attempt {
+    /// The status that means the WebSocket was accepted.
+    pub(crate) fn accepted(self) -> http::StatusCode {
+        match self {
+            Attempt::Upgrade => http::StatusCode::SWITCHING_PROTOCOLS,
+            Attempt::ExtendedConnect => http::StatusCode::OK,
+        }
+    }
+}
+
+/// Whether `req` is a WebSocket upgrade attempt, and which kind.
+pub(crate) fn upgrade_attempt<B>(req: &Request<B>) -> Option<Attempt> {
+    if req.method() == Method::CONNECT && req.version() >= Version::HTTP_2 {
+        let websocket = req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+        if websocket {
+            return Some(Attempt::ExtendedConnect);
+        }
+    }
+    req.headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        .then_some(Attempt::Upgrade)
+}
+
+/// Per-attempt context handed from the layer to the extractor, only for upgrade attempts.
+#[derive(Clone)]
+pub(crate) struct HandshakeContext {
+    pub(crate) wsmon: WsMon,
+    pub(crate) route: std::sync::Arc<RouteMetrics>,
+}
+
+/// Set on the response by the extractor's rejection of a request that was not an upgrade
+/// attempt (a plain `GET /ws`): the layer counts it as a rejected upgrade on that route.
+#[derive(Clone)]
+pub(crate) struct RejectedAtWebSocketRoute {
+    pub(crate) route: Option<axum::extract::MatchedPath>,
+}
