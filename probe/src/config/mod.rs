@@ -8,12 +8,12 @@
 
 mod parse;
 mod render;
-mod secret;
 mod types;
 mod units;
 pub mod yaml;
 
 pub use parse::{ConfigError, CANARY_KEYS};
-pub use secret::Secret;
+// One secret type for the workspace: the middleware's, redacted at the type level.
 pub use types::*;
 pub use units::{fmt_duration, parse_duration, parse_size};
+pub use wsmon::Secret;

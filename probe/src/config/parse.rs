@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::render::quote;
-use super::secret::Secret;
 use super::types::*;
 use super::units::{fmt_duration, parse_duration, parse_size};
 use super::yaml::{self, Node};
+use wsmon::Secret;
 
 /// Errors from loading a config file. Each names the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]

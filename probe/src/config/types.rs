@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::secret::Secret;
+use wsmon::Secret;
 
 /// A URL whose user info and query values are redacted when printed.
 #[derive(Clone, PartialEq, Eq)]
