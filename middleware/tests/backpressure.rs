@@ -39,6 +39,8 @@ fn feed_with(policy: OverflowPolicy) -> FeedConfig {
         rate: 0.0,
         heartbeat: None,
         queue: QueueConfig::default().capacity(16).policy(policy),
+        // The resume history would keep the big messages alive and hide what the queue holds.
+        history: 16,
         ..FeedConfig::default()
     }
 }
