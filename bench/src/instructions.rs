@@ -53,17 +53,21 @@ async fn one(
         slowdown: 10.0,
     };
     let (messages, _) = counted::run(tool, &fixed).await?;
-    let text = std::fs::read_to_string(&out_file)
+    let total = callgrind_total(&out_file)?;
+    Ok((total, messages))
+}
+
+/// The instruction total of a callgrind output file.
+pub fn callgrind_total(out_file: &Path) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(out_file)
         .with_context(|| format!("reading {}", out_file.display()))?;
-    let total = text
-        .lines()
+    text.lines()
         .find_map(|l| {
             l.strip_prefix("totals:")
                 .or_else(|| l.strip_prefix("summary:"))
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no instruction total in callgrind's output")?;
-    Ok((total, messages))
+        .context("no instruction total in callgrind's output")
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Vec<Count>> {

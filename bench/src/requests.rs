@@ -129,16 +129,7 @@ async fn one(layering: Layering, n: u64, dir: &Path) -> anyhow::Result<(u64, u64
             layering.arg()
         );
     }
-    let text = std::fs::read_to_string(&out_file)
-        .with_context(|| format!("reading {}", out_file.display()))?;
-    let total = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("totals:")
-                .or_else(|| l.strip_prefix("summary:"))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no instruction total in callgrind's output")?;
+    let total = crate::instructions::callgrind_total(&out_file)?;
     Ok((total, n))
 }
 
