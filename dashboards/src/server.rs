@@ -1,15 +1,27 @@
 //! *WebSocket server*: the five triage rows (runbook/five-panels.md), then heartbeats and
-//! traffic. New rows go at the end, so that panel ids stay stable.
+//! traffic, then resume and replay. New rows go at the end, so that panel ids stay stable.
 
 use wsmon_catalog::label::{
     ACTION, CLOSE_CODE, DIRECTION, FRAME_TYPE, INITIATOR, OUTCOME, STATUS_CODE,
 };
-use wsmon_catalog::server as m;
+use wsmon_catalog::{resume, server as m};
 
 use crate::config::Config;
 use crate::dashboard::{Dashboard, Row};
 use crate::panel::{Panel, Unit};
 use crate::promql::{legend_of, max, over_one, sum, threshold, Queries};
+
+/// Per-route series of a recorded ratio, as its alert reads it, and that alert's threshold.
+trait Alerted {
+    fn alerted(self, q: &Queries, rule: &str, legend: &str, threshold_name: &str) -> Self;
+}
+
+impl Alerted for Panel {
+    fn alerted(self, q: &Queries, rule: &str, legend: &str, threshold_name: &str) -> Self {
+        self.query(max(&[q.scope()], q.recorded(rule)), q.legend(legend))
+            .threshold(threshold(threshold_name), "threshold")
+    }
+}
 
 /// The server dashboard.
 pub fn dashboard() -> Dashboard {
@@ -21,7 +33,7 @@ pub fn dashboard() -> Dashboard {
     Dashboard::new(cfg.clone(), "wsmon-websocket-server", "WebSocket server")
         .describe(
             "wsmon middleware: the five triage panels (connections, upgrades, closes, first \
-             payload, backpressure) plus heartbeats. Runbook: runbook/five-panels.md.",
+             payload, backpressure) plus heartbeats and resumes. Runbook: runbook/five-panels.md.",
         )
         .row(Row::new("1. Connections").line([
             ts("Active connections", Unit::Count)
@@ -64,14 +76,7 @@ pub fn dashboard() -> Dashboard {
                     ),
                     "HTTP {{status_code}}",
                 )
-                .query(
-                    max(
-                        &by_route,
-                        q.recorded("instance_route:websocket_server_upgrade_rejections:ratio_rate5m"),
-                    ),
-                    q.legend("5m ratio (alerted)"),
-                )
-                .threshold(threshold("upgrade_rejection_ratio"), "threshold"),
+                .alerted(&q, "instance_route:websocket_server_upgrade_rejections:ratio_rate5m", "5m ratio (alerted)", "upgrade_rejection_ratio"),
             ts("Handshake duration", Unit::Seconds)
                 .describe("Time to the 101 response of accepted upgrades.")
                 .queries(q.quantiles(m::UPGRADE_DURATION_SECONDS, &[0.5, 0.9, 0.99])),
@@ -88,14 +93,7 @@ pub fn dashboard() -> Dashboard {
                     legend_of(&[CLOSE_CODE, INITIATOR]),
                 ),
             ts("Abnormal close (1006) ratio", Unit::Ratio)
-                .query(
-                    max(
-                        &by_route,
-                        q.recorded("instance_route:websocket_server_abnormal_closes:ratio_rate5m"),
-                    ),
-                    q.legend("1006 share"),
-                )
-                .threshold(threshold("abnormal_close_ratio"), "threshold"),
+                .alerted(&q, "instance_route:websocket_server_abnormal_closes:ratio_rate5m", "1006 share", "abnormal_close_ratio"),
         ]))
         .row(Row::new("4. First payload").line([
             ts("First-payload latency", Unit::Seconds)
@@ -173,4 +171,44 @@ pub fn dashboard() -> Dashboard {
                         legend_of(&[DIRECTION]),
                     )]),
         )
+        .row(Row::new("Resume and replay").line([
+            ts("Resumes by outcome", Unit::PerSecond)
+                .describe(
+                    "Reconnects that asked to resume after a sequence (GET /ws?from=N). hit = \
+                     everything after it was replayed; miss = part of it was no longer retained.",
+                )
+                .query(
+                    sum(&[route, OUTCOME], q.rate(q.series(resume::RESUMES_TOTAL))),
+                    format!("{} {}", legend_of(&[OUTCOME]), q.legend("")),
+                ),
+            ts("Resume miss ratio", Unit::Ratio)
+                .describe(
+                    "Share of resumes over 15m that missed, as WebSocketResumeMissesHigh judges \
+                     it: clients come back after longer gaps than the history retains.",
+                )
+                .alerted(&q, "instance_route:websocket_server_resume_misses:ratio_rate15m", "15m miss ratio (alerted)", "resume_miss_ratio"),
+            ts("Replayed messages", Unit::PerSecond)
+                .describe(
+                    "Messages sent from history to resuming connections before they went live: \
+                     the catch-up load a reconnect wave puts on the server.",
+                )
+                .query(
+                    sum(&by_route, q.rate(q.series(resume::REPLAYED_MESSAGES_TOTAL))),
+                    q.legend(""),
+                ),
+            ts("Messages lost to resume misses", Unit::Count)
+                .describe(
+                    "Messages older than the retained history that resuming clients asked for, \
+                     over the last hour, as WebSocketReplayGaps counts them: each such client \
+                     was told of its gap.",
+                )
+                .query(
+                    sum(
+                        &by_route,
+                        q.increase_over(q.series(resume::RESUME_MISSED_MESSAGES_TOTAL), "1h"),
+                    ),
+                    q.legend("last 1h"),
+                )
+                .threshold(threshold("replay_gap_messages_per_1h"), "threshold"),
+        ]))
 }

@@ -159,7 +159,7 @@ fn histograms_use_quantiles_of_summed_bucket_rates_by_le() {
 }
 
 #[test]
-fn the_server_dashboard_has_the_five_panels_plus_heartbeats() {
+fn the_server_dashboard_has_the_five_panels_plus_heartbeats_and_resumes() {
     let d = dashboards()
         .into_iter()
         .find(|d| d.file_name() == "websocket-server.json")
@@ -189,6 +189,11 @@ fn the_server_dashboard_has_the_five_panels_plus_heartbeats() {
         );
     }
     assert_shows_every_metric(&d, wsmon::catalog::SERVER_METRICS);
+    assert!(
+        rows.iter().any(|r| r == "Resume and replay"),
+        "no resume row: {rows:?}"
+    );
+    assert_shows_every_metric(&d, wsmon::catalog::RESUME_METRICS);
 }
 
 #[test]

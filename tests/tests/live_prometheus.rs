@@ -3,7 +3,8 @@
 //! - stays quiet while everything is healthy;
 //! - raises the expected alerts (pending or firing) under abrupt client drops, foreign-origin
 //!   upgrades, slow consumers, slow snapshots, a sequence-gap burst and a stalled feed;
-//! - answers every query of every dashboard panel and template variable with data;
+//! - answers every query of every dashboard panel and template variable with data (one
+//!   client resumes with `?from=`, so that the resume row has a resume to count);
 //! - raises the absence alerts when the targets go away.
 //!
 //! Prometheus scrapes and evaluates every second. Its rules are a generated copy of alerts/
@@ -281,6 +282,39 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
         "both canaries should be up on healthy feeds: {:?}\nprober log:\n{}",
         prom.query("websocket_canary_up").await,
         std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+
+    // --- one client resumes on the main feed (`GET /ws?from=N`): the resume row's miss ratio
+    // needs a resume to divide by. A hit, so no resume alert is due. ---
+    let from = support::eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let head = main.feed.hub().head();
+            (head >= 10).then_some(head - 5)
+        },
+    )
+    .await
+    .expect("the main feed publishes ticks");
+    assert_eq!(
+        clients::resume_then_close(main.addr, from).await,
+        Ok(from + 1),
+        "a resume from {from} starts with the next sequence"
+    );
+    let resumed = support::eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let metrics = Scrape::parse(&wsmon::export::prometheus::render(&main.registry));
+            let hits = metrics.sum(wsmon::catalog::RESUMES_TOTAL.name, &[("outcome", "hit")]);
+            let replayed = metrics.sum(wsmon::catalog::REPLAYED_MESSAGES_TOTAL.name, &[]);
+            (hits == 1.0 && replayed >= 5.0).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        resumed.is_some(),
+        "the main feed did not count one resume hit with at least 5 replayed messages"
     );
 
     // --- healthy run: 30s of normal traffic, no alert pending or firing ---

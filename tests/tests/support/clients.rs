@@ -89,3 +89,23 @@ pub async fn wait_for_first_message_then_close(addr: SocketAddr) {
         let _ = ws.close(None).await;
     }
 }
+
+/// Resumes after `from` (`GET /ws?from=N`), waits for the first message, and closes normally;
+/// returns that message's `seq` (the feed's first replayed message, `from + 1`, on a hit).
+pub async fn resume_then_close(addr: SocketAddr, from: u64) -> Result<u64, String> {
+    let url = format!("{}?from={from}", url(addr));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .map_err(|_| "no message within 10s".to_string())?
+        .ok_or("closed before any message")?
+        .map_err(|e| e.to_string())?;
+    let _ = ws.close(None).await;
+    let text = first.into_text().map_err(|e| e.to_string())?;
+    let message: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    message["seq"]
+        .as_u64()
+        .ok_or_else(|| format!("no seq in {text}"))
+}
