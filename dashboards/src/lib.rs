@@ -22,6 +22,8 @@
 //! Adding a row is one block in `src/server.rs` or `src/canaries.rs`: `.row(Row::new(title)
 //! .line([panels…]))`, appended after the last row so that existing panel ids stay stable.
 
+#![warn(missing_docs)]
+
 mod canaries;
 pub mod config;
 pub mod dashboard;
