@@ -342,3 +342,72 @@ impl Dashboard {
         items
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::Unit;
+
+    fn panel(title: &str) -> Panel {
+        Panel::timeseries(title, Unit::Count).query("vector(1)", "one")
+    }
+
+    fn placed(d: &Dashboard) -> Vec<(u64, String, [u64; 4])> {
+        let json: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
+        json["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let g = &p["gridPos"];
+                let n = |k: &str| g[k].as_u64().unwrap();
+                let title = p["title"].as_str().unwrap().to_string();
+                (
+                    p["id"].as_u64().unwrap(),
+                    title,
+                    [n("x"), n("y"), n("w"), n("h")],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_share_the_width_and_stack_by_their_highest_panel() {
+        let d = Dashboard::new(Config::server(), "wsmon-t", "t").row(
+            Row::new("r")
+                .line([panel("a"), panel("b").height(6), panel("c").width(12)])
+                .line([panel("d")]),
+        );
+        assert_eq!(
+            placed(&d),
+            [
+                (1, "r".into(), [0, 0, 24, 1]),
+                (2, "a".into(), [0, 1, 6, 8]),
+                (3, "b".into(), [6, 1, 6, 6]),
+                (4, "c".into(), [12, 1, 12, 8]),
+                (5, "d".into(), [0, 9, 24, 8]),
+            ]
+        );
+    }
+
+    #[test]
+    fn appending_a_row_keeps_every_id_and_position() {
+        let one = Dashboard::new(Config::canaries(), "wsmon-t", "t")
+            .row(Row::new("r1").line([panel("a"), panel("b")]));
+        let two = one.clone().row(Row::new("r2").line([panel("c")]));
+        let (before, after) = (placed(&one), placed(&two));
+        assert_eq!(after[..before.len()], before[..]);
+        assert_eq!(after[before.len()].0, 4);
+    }
+
+    #[test]
+    fn every_panel_and_query_reads_the_data_source_variable() {
+        let d =
+            Dashboard::new(Config::server(), "wsmon-t", "t").row(Row::new("r").line([panel("a")]));
+        let json: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
+        let p = &json["panels"][1];
+        assert_eq!(p["datasource"]["uid"], "${datasource}");
+        assert_eq!(p["targets"][0]["datasource"]["uid"], "${datasource}");
+        assert_eq!(json["__inputs"][0]["name"], "DS_PROMETHEUS");
+    }
+}

@@ -381,8 +381,13 @@ impl Panel {
     }
 
     /// Adds a query; its `refId` is the next letter.
+    ///
+    /// # Panics
+    /// On a 27th query: a panel with that many is unreadable anyway.
     pub fn query(mut self, expr: impl Into<String>, legend: impl Into<String>) -> Self {
-        let ref_id = char::from(b'A' + self.targets.len() as u8).to_string();
+        let n = self.targets.len();
+        assert!(n < 26, "panel {:?}: more than 26 queries", self.title);
+        let ref_id = char::from(b'A' + n as u8).to_string();
         self.targets.push(Target {
             datasource: DatasourceRef::default(),
             expr: expr.into(),

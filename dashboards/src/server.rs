@@ -74,7 +74,7 @@ pub fn dashboard() -> Dashboard {
                         ),
                         sum(&[], q.rate(q.series(m::UPGRADES_TOTAL))),
                     ),
-                    "HTTP {{status_code}}",
+                    format!("HTTP {}", legend_of(&[STATUS_CODE])),
                 )
                 .alerted(&q, "instance_route:websocket_server_upgrade_rejections:ratio_rate5m", "5m ratio (alerted)", "upgrade_rejection_ratio"),
             ts("Handshake duration", Unit::Seconds)
