@@ -149,11 +149,10 @@ impl Chromium {
         self
     }
 
-    /// Runs Chromium with the common arguments, then `extra`, and waits for it to exit.
-    ///
-    /// Blocking: from an async test, call it in `tokio::task::spawn_blocking` so the server
-    /// under test keeps running.
-    pub fn run<I, S>(&self, extra: I) -> Result<Output, ChromiumError>
+    /// Starts Chromium with the common arguments, then `extra`, and leaves it running: for a
+    /// page that reports back to the test's server, which then ends the run with
+    /// [`Browser::finish`]. Dropping the [`Browser`] kills it.
+    pub fn spawn<I, S>(&self, extra: I) -> Result<Browser, ChromiumError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -164,10 +163,6 @@ impl Chromium {
         user_data_dir.push(profile.path());
         args.push(user_data_dir);
         args.extend(extra.into_iter().map(|a| a.as_ref().to_owned()));
-        let spawn_error = |source| ChromiumError::Spawn {
-            args: args.clone(),
-            source,
-        };
         let mut child = Command::new(&self.binary)
             .args(&args)
             // Its own group, so the renderer and GPU processes die with it.
@@ -176,26 +171,40 @@ impl Chromium {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(spawn_error)?;
-        let stdout = drain(child.stdout.take().expect("piped stdout"));
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
-        let mut running = Running { child: Some(child) };
+            .map_err(|source| ChromiumError::Spawn {
+                args: args.clone(),
+                source,
+            })?;
+        Ok(Browser {
+            stdout: Some(drain(child.stdout.take().expect("piped stdout"))),
+            stderr: Some(drain(child.stderr.take().expect("piped stderr"))),
+            running: Running { child: Some(child) },
+            args,
+            _profile: profile,
+        })
+    }
+
+    /// Runs Chromium with the common arguments, then `extra`, and waits for it to exit
+    /// (within the deadline, or it is killed).
+    ///
+    /// Blocking: from an async test, call it in `tokio::task::spawn_blocking` so the server
+    /// under test keeps running.
+    pub fn run<I, S>(&self, extra: I) -> Result<Output, ChromiumError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut browser = self.spawn(extra)?;
         let deadline = Instant::now() + self.timeout;
         let status = loop {
-            match running.child_mut().try_wait().map_err(spawn_error)? {
+            match browser.try_wait()? {
                 Some(status) => break Some(status),
                 None if Instant::now() >= deadline => break None,
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        // Killing the group also closes the pipes the helpers hold, so the readers end.
-        running.kill_group();
-        let stdout = stdout.join().unwrap_or_default();
-        let stderr = stderr.join().unwrap_or_default();
-        let output = Output {
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        };
+        let args = browser.args.clone();
+        let output = browser.finish();
         match status {
             None => Err(ChromiumError::Timeout {
                 args,
@@ -246,7 +255,45 @@ impl Chromium {
     }
 }
 
-/// A running browser; dropping it kills its whole process group.
+/// A browser started by [`Chromium::spawn`]; dropping it kills its whole process group.
+#[derive(Debug)]
+pub struct Browser {
+    running: Running,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    args: Vec<OsString>,
+    _profile: Profile,
+}
+
+impl Browser {
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, ChromiumError> {
+        let args = &self.args;
+        self.running
+            .child_mut()
+            .try_wait()
+            .map_err(|source| ChromiumError::Spawn {
+                args: args.clone(),
+                source,
+            })
+    }
+
+    /// Kills it (if still running) and returns what it printed.
+    pub fn finish(mut self) -> Output {
+        // Killing the group also closes the pipes the readers hold, so they end.
+        self.running.kill_group();
+        let read = |h: Option<JoinHandle<Vec<u8>>>| {
+            let bytes = h.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Output {
+            stdout: read(self.stdout.take()),
+            stderr: read(self.stderr.take()),
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Running {
     child: Option<Child>,
 }
@@ -274,6 +321,7 @@ impl Drop for Running {
 }
 
 /// A fresh `--user-data-dir`, removed afterwards.
+#[derive(Debug)]
 struct Profile(PathBuf);
 
 impl Profile {
