@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
-use support::{scrape_of, wait_until};
+use support::{assert_text_echoed, scrape_of, wait_until};
 use tokio_rustls::rustls;
 use wsmon::{WebSocketUpgrade, WsMon};
 use wsmon_testkit::chromium::Chromium;
@@ -244,18 +244,7 @@ async fn a_chromium_websocket_from_the_page_origin_is_accepted_and_counted() {
         1.0
     );
     assert_eq!(s.sum(UPGRADES, &[("outcome", "rejected")]), 0.0);
-    let text = [route, ("frame_type", "text")];
-    let rx = [text[0], text[1], ("direction", "receive")];
-    let tx = [text[0], text[1], ("direction", "transmit")];
-    assert_eq!(s.sum("websocket_server_messages_total", &rx), 3.0);
-    assert_eq!(s.sum("websocket_server_messages_total", &tx), 3.0);
-    assert_eq!(
-        s.sum(
-            "websocket_server_payload_bytes_total",
-            &[route, ("direction", "receive")]
-        ),
-        11.0
-    );
+    assert_text_echoed(&s, "/ws", 3.0, 11.0);
     wait_until(
         "connection unregistered",
         Duration::from_secs(10),
