@@ -1,9 +1,10 @@
 //! Headless Chromium against the layer over TLS with ALPN `h2`: the page loads over HTTP/2,
 //! and its script opens a WebSocket to the same origin. Chromium speaks RFC 8441 (an
 //! extended CONNECT on the existing h2 connection) only when it already has an h2
-//! connection to the origin and the server's SETTINGS enabled the CONNECT protocol, which
-//! is the case here: the server records the HTTP version of each request, and the test
-//! asserts that the WebSocket went over HTTP/2 (accepted with 200, refused with 403).
+//! connection to the origin and the server's SETTINGS enabled the CONNECT protocol. The
+//! server records the HTTP version of each request, and the tests assert what Chromium
+//! really did: over HTTP/2 when the SETTINGS offer RFC 8441 (accepted with 200, refused
+//! with 403), over a new HTTP/1.1 connection (101) when they do not.
 
 mod support;
 
@@ -110,9 +111,10 @@ fn tls_config() -> rustls::ServerConfig {
     config
 }
 
-/// The README's integration served over TLS, HTTP/2 with the CONNECT protocol enabled (as
-/// `axum::serve` does over plain TCP) and HTTP/1.1, with `allowed` as the only Origin.
-async fn serve(allowed: impl FnOnce(SocketAddr) -> String) -> TlsServer {
+/// The README's integration served over TLS, HTTP/2 and HTTP/1.1, with `allowed` as the only
+/// Origin; `connect_protocol` enables RFC 8441 in the h2 SETTINGS (as `axum::serve` does over
+/// plain TCP).
+async fn serve(allowed: impl FnOnce(SocketAddr) -> String, connect_protocol: bool) -> TlsServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let registry = Registry::new();
@@ -160,7 +162,9 @@ async fn serve(allowed: impl FnOnce(SocketAddr) -> String) -> TlsServer {
                     return;
                 };
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http2().enable_connect_protocol();
+                if connect_protocol {
+                    builder.http2().enable_connect_protocol();
+                }
                 let _ = builder
                     .serve_connection_with_upgrades(
                         TokioIo::new(tls),
@@ -208,9 +212,25 @@ async fn load_page(server: &TlsServer) -> String {
     })
 }
 
+fn page_origin(addr: SocketAddr) -> String {
+    format!("https://localhost:{}", addr.port())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chromium_websocket_from_the_page_origin_is_accepted_and_counted() {
-    let server = serve(|addr| format!("https://localhost:{}", addr.port())).await;
+async fn a_chromium_websocket_is_an_h2_extended_connect_accepted_with_200_and_counted() {
+    // An extended CONNECT on the page's h2 connection, accepted with 200 (not a 101).
+    assert_accepted_and_counted(true, (Version::HTTP_2, 200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_connect_protocol_chromium_opens_an_http1_upgrade_counted_101() {
+    // The page still loads over h2, but the SETTINGS do not offer RFC 8441: Chromium opens a
+    // second connection for the WebSocket, HTTP/1.1 only.
+    assert_accepted_and_counted(false, (Version::HTTP_11, 101)).await;
+}
+
+async fn assert_accepted_and_counted(connect_protocol: bool, upgrade: (Version, u16)) {
+    let server = serve(page_origin, connect_protocol).await;
     let result = load_page(&server).await;
     assert_eq!(
         result,
@@ -224,8 +244,8 @@ async fn a_chromium_websocket_from_the_page_origin_is_accepted_and_counted() {
         [(Version::HTTP_2, 200)],
         "the page loads over h2"
     );
-    // An extended CONNECT on the page's h2 connection, accepted with 200 (not a 101).
-    assert_eq!(server.seen.of("/ws"), [(Version::HTTP_2, 200)]);
+    assert_eq!(server.seen.of("/ws"), [upgrade]);
+    let status = upgrade.1.to_string();
 
     let route = ("route", "/ws");
     wait_until("the close is counted", Duration::from_secs(10), || async {
@@ -239,7 +259,7 @@ async fn a_chromium_websocket_from_the_page_origin_is_accepted_and_counted() {
     assert_eq!(
         s.sum(
             UPGRADES,
-            &[route, ("outcome", "accepted"), ("status_code", "200")]
+            &[route, ("outcome", "accepted"), ("status_code", &status)]
         ),
         1.0
     );
@@ -255,7 +275,7 @@ async fn a_chromium_websocket_from_the_page_origin_is_accepted_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chromium_websocket_from_an_origin_off_the_allowlist_gets_403() {
-    let server = serve(|_| "https://ok.example".to_string()).await;
+    let server = serve(|_| "https://ok.example".to_string(), true).await;
     let result = load_page(&server).await;
     // A refused handshake is an error then a 1006 close for the page.
     assert_eq!(result, "error close:1006", "what the page saw");
