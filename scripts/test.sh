@@ -39,6 +39,15 @@ fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "cargo doc (rustdoc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features
+
+log "cargo package (every publishable crate, as crates.io would receive it)"
+# Packaged together, so each crate resolves its workspace dependencies from the others'
+# .crate files rather than from crates.io, where they are not yet published.
+cargo package --workspace --exclude wsmon-bench --exclude wsmon-tests --exclude wsmon-testkit \
+  --no-verify --allow-dirty --quiet
+
 log "cargo build (the binaries and examples that tests start as processes)"
 # `cargo test` builds examples only as test harnesses; the tests run the real feed binary.
 cargo build --workspace --bins --examples

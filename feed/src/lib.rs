@@ -4,14 +4,14 @@
 //!   answers `{"op":"head"}` with `{"type":"head","seq":HEAD}`.
 //! - `GET /ws?from=N`: resumes after sequence `N`: every message with `seq > N` in order,
 //!   then live, and no snapshot; a resume point older than the retained history is answered
-//!   with `{"type":"resume_miss","from":N,"oldest":M}` first (see [`resume`](self::resume)).
+//!   with `{"type":"resume_miss","from":N,"oldest":M}` first (see [`resume`]).
 //! - `POST /publish`: broadcasts a JSON object with `seq` and `ts` added; answers `{"seq":N}`.
 //! - `GET /metrics`: Prometheus text.
 //!
 //! A ticker broadcasts `{"type":"tick","seq":N,"ts":UNIX_MS}` at the configured rate.
 //!
 //! With [`FeedConfig::redis`] set, several instances share one durable stream through a Redis
-//! Stream (see [`redis`](self::redis) for the behaviour when Redis goes away); without it the
+//! Stream (see [`redis`] for the behaviour when Redis goes away); without it the
 //! feed keeps the last [`FeedConfig::history`] messages in memory for resumes. Each connection must send
 //! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
 //! slowloris client is cut off).

@@ -1,6 +1,6 @@
 //! The listener: HTTP/1.1 requests are forwarded to the upstream, WebSocket upgrades are
 //! forwarded on a connection of their own and, once both sides switched protocols, handed to
-//! the [`relay`](crate::relay).
+//! the [`relay`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

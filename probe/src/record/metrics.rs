@@ -1,7 +1,8 @@
 //! The canary metric families, named by `wsmon_catalog` so that no name is spelled twice.
 //!
-//! Each canary keeps its figures in its own recorder ([`CanarySeries`] plus the counts in its
-//! status), and [`CanaryCollector`] turns them into Prometheus families at scrape time. A
+//! Each canary keeps its figures in its own recorder
+//! ([`CanarySeries`](crate::record::series::CanarySeries) plus the counts in its status), and
+//! [`CanaryCollector`] turns them into Prometheus families at scrape time. A
 //! registered `prometheus` child costs about a kilobyte per series (each carries its own copy
 //! of the family's description); at ten thousand canaries that was most of the prober's memory.
 
