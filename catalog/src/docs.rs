@@ -1,12 +1,16 @@
 //! The Markdown tables of `docs/metrics.md`, rendered from the catalog.
 
-use crate::{canary, exporter, probe, resume, server};
+use crate::{canary, exporter, probe, resume, server, server_canary};
 
 /// Renders the catalog as the Markdown tables between the markers of `docs/metrics.md`.
 pub fn markdown_tables() -> String {
     let mut out = String::new();
     for (title, defs) in [
         ("Middleware (`wsmon`)", server::SERVER_METRICS),
+        (
+            server_canary::SERVER_CANARY_TITLE,
+            server_canary::SERVER_CANARY_METRICS,
+        ),
         (resume::RESUME_TITLE, resume::RESUME_METRICS),
         (
             "Prober canaries (`wsmon-probe daemon`)",
