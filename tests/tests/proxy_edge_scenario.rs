@@ -1180,6 +1180,40 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "wss:// with ca_file up",
         ),
     ];
+    // The server's own view of the canaries (they send `User-Agent: wsmon-probe/…`): the
+    // canary's upgrade reached the feed without its Upgrade header, so a hop in between
+    // stripped it; the feed saw the canary's streams end with 1006 and no initiator, so the
+    // path cut them; the feed held the heartbeat canary throughout.
+    seen_by_prometheus.extend([
+        (
+            format!(
+                r#"websocket_server_canary_upgrades_total{{instance="{}",outcome="rejected",status_code="400"}} > 0"#,
+                reject_feed.addr
+            ),
+            "the canary's rejected upgrades, on the server",
+        ),
+        (
+            format!(
+                r#"websocket_server_canary_upgrades_total{{instance="{}",outcome="accepted"}} == 0"#,
+                reject_feed.addr
+            ),
+            "no canary upgrade accepted behind the Upgrade-dropping nginx",
+        ),
+        (
+            format!(
+                r#"websocket_server_canary_closes_total{{instance="{}",initiator="none",close_code="1006"}} >= 3"#,
+                idle_feed.addr
+            ),
+            "the canary's 1006s from the tunnel timeout, on the server",
+        ),
+        (
+            format!(
+                r#"websocket_server_canary_active_connections{{instance="{}"}} == 1"#,
+                heartbeat_feed.addr
+            ),
+            "the heartbeat canary held by the server",
+        ),
+    ]);
     if let Some((feed, _, _)) = &blackhole {
         seen_by_prometheus.push((
             format!(
