@@ -10,7 +10,7 @@
 //! | nginx drops the Upgrade headers | canary `handshake_status`; server rejected upgrades with 400; `WebSocketUpgradeRejectionRatioHigh` |
 //! | HAProxy `timeout tunnel` shorter than a quiet stream | canary 1006 at a fixed lifetime; server lifetimes in one bucket; `WebSocketAbnormalClosesHigh` |
 //! | the same HAProxy, server heartbeats on | the stream is kept, no close, no alert |
-//! | proxy-to-server link down (netns) | server `heartbeat_timeouts_total` and the canary's heartbeat/stall within bound; `WebSocketCanaryDown` |
+//! | proxy-to-server link down, then an iptables DROP of server-to-proxy (netns) | server `heartbeat_timeouts_total` and the canary's heartbeat/stall within bound; reconnects fail fast; `WebSocketCanaryDown` |
 //! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded |
 //! | nginx killed and restarted | canary 1006, jittered backoff, recovery time |
 //! | `nginx -s reload` | held stream stays on the old worker; after a reload into a config that drops Upgrade, new upgrades get 400 while the held stream flows |
@@ -990,56 +990,71 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
                 ),
             )
         };
-        let (t0, c0) = (
-            timeouts().await.unwrap_or(0.0),
-            canary_detect().await.unwrap_or(0.0),
-        );
-        net.proxy
-            .set_link(Topology::PROXY_TO_SERVER, false)
-            .expect("link down");
-        let cut = Instant::now();
-        let server_took = wait_for(
-            Duration::from_secs(30),
-            "server heartbeat timeout after the blackhole",
-            daemon,
-            || async { (timeouts().await? > t0).then(|| cut.elapsed()) },
-        )
-        .await;
-        let canary_took = wait_for(
-            Duration::from_secs(30),
-            "canary heartbeat/stall after the blackhole",
-            daemon,
-            || async { (canary_detect().await? > c0).then(|| cut.elapsed()) },
-        )
-        .await;
-        // Bounds: the configured detection (pings every 1 s, two missed; canary 3 s) plus
-        // slack for a loaded machine.
-        assert!(
-            server_took <= HEARTBEAT * 3 + Duration::from_secs(5),
-            "server detection took {server_took:?}"
-        );
-        assert!(
-            canary_took <= CANARY_DETECT + Duration::from_secs(5),
-            "canary detection took {canary_took:?}"
-        );
-        // Nothing hangs: reconnects through the proxy fail fast while the link is down.
-        let attempts = daemon.reconnect_delays("blackhole").len();
-        wait_for(
-            Duration::from_secs(30),
-            "reconnect attempts fail and retry during the blackhole",
-            daemon,
-            || async { (daemon.reconnect_delays("blackhole").len() >= attempts + 2).then_some(()) },
-        )
-        .await;
-        net.proxy
-            .set_link(Topology::PROXY_TO_SERVER, true)
-            .expect("link up");
-        let back = Instant::now();
-        let took = recovery(http, daemon, "blackhole", back).await;
-        report.put(
-            "silent blackhole",
-            format!("server heartbeat timeout after {server_took:?}, canary after {canary_took:?}; back {took:?} after the link"),
-        );
+        type Change<'a> = Box<dyn Fn() -> Result<(), netns::NetnsError> + Send + Sync + 'a>;
+        // The link set down (both directions vanish), then an iptables DROP of what the
+        // server sends to the proxy (one direction only): neither sends a FIN or an RST.
+        let faults: [(&'static str, Change, Change); 2] = [
+            (
+                "silent blackhole (link down)",
+                Box::new(|| net.proxy.set_link(Topology::PROXY_TO_SERVER, false)),
+                Box::new(|| net.proxy.set_link(Topology::PROXY_TO_SERVER, true)),
+            ),
+            (
+                "asymmetric loss (iptables DROP server to proxy)",
+                Box::new(|| net.server.drop_output_to(net.proxy_server_side)),
+                Box::new(|| net.server.undrop_output_to(net.proxy_server_side)),
+            ),
+        ];
+        for (fault, cut_it, repair) in faults {
+            let (t0, c0) = (
+                timeouts().await.unwrap_or(0.0),
+                canary_detect().await.unwrap_or(0.0),
+            );
+            cut_it().unwrap_or_else(|e| panic!("{fault}: {e}"));
+            let cut = Instant::now();
+            let server_took = wait_for(
+                Duration::from_secs(30),
+                &format!("server heartbeat timeout after the {fault}"),
+                daemon,
+                || async { (timeouts().await? > t0).then(|| cut.elapsed()) },
+            )
+            .await;
+            let canary_took = wait_for(
+                Duration::from_secs(30),
+                &format!("canary heartbeat/stall after the {fault}"),
+                daemon,
+                || async { (canary_detect().await? > c0).then(|| cut.elapsed()) },
+            )
+            .await;
+            // Bounds: the configured detection (pings every 1 s, two missed; canary 3 s)
+            // plus slack for a loaded machine.
+            assert!(
+                server_took <= HEARTBEAT * 3 + Duration::from_secs(5),
+                "{fault}: server detection took {server_took:?}"
+            );
+            assert!(
+                canary_took <= CANARY_DETECT + Duration::from_secs(5),
+                "{fault}: canary detection took {canary_took:?}"
+            );
+            // Nothing hangs: reconnects through the proxy fail and are retried meanwhile.
+            let attempts = daemon.reconnect_delays("blackhole").len();
+            wait_for(
+                Duration::from_secs(30),
+                &format!("reconnect attempts fail and retry during the {fault}"),
+                daemon,
+                || async {
+                    (daemon.reconnect_delays("blackhole").len() >= attempts + 2).then_some(())
+                },
+            )
+            .await;
+            repair().unwrap_or_else(|e| panic!("{fault}, repair: {e}"));
+            let back = Instant::now();
+            let took = recovery(http, daemon, "blackhole", back).await;
+            report.put(
+                fault,
+                format!("server heartbeat timeout after {server_took:?}, canary after {canary_took:?}; back {took:?} after the repair"),
+            );
+        }
         Some(())
     };
 
