@@ -210,6 +210,13 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
+/// A fresh connection beside the held stream (see `canary::connect_check`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectCheckConfig {
+    /// How often to open one (jittered by ±10%).
+    pub every: Duration,
+}
+
 /// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -244,6 +251,7 @@ pub struct CanaryConfig {
     pub head_check: Option<Box<HeadCheckConfig>>,
     pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
+    pub connect_check: Option<ConnectCheckConfig>,
 }
 
 impl CanaryConfig {
@@ -269,6 +277,7 @@ impl CanaryConfig {
             head_check: None,
             publish: None,
             resume: None,
+            connect_check: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::super::units::{
 use super::super::yaml::Node;
 use super::backoff::BACKOFF;
 use super::publish::PUBLISH;
-use super::stream::{HEAD_CHECK, HEARTBEAT, RESUME, SEQUENCE, TIMESTAMP};
+use super::stream::{CONNECT_CHECK, HEAD_CHECK, HEARTBEAT, RESUME, SEQUENCE, TIMESTAMP};
 
 pub(super) fn canaries(
     cx: &Cx<'_>,
@@ -226,6 +226,18 @@ pub(super) const CANARY: Section<CanaryConfig> = Section {
                 Ok(())
             },
             show: |c| c.resume.as_ref().map(|r| flow(&RESUME, r)),
+        },
+        Key {
+            name: "connect_check",
+            absent: Absent::Keep,
+            read: |cx, n, k, c| {
+                let start = ConnectCheckConfig {
+                    every: Duration::ZERO,
+                };
+                c.connect_check = Some(cx.section(n, k, &CONNECT_CHECK, start)?);
+                Ok(())
+            },
+            show: |c| c.connect_check.as_ref().map(|cc| flow(&CONNECT_CHECK, cc)),
         },
     ],
     one_of: &[],
