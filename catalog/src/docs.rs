@@ -16,6 +16,7 @@ pub fn markdown_tables() -> String {
             "Prober canaries (`wsmon-probe daemon`)",
             canary::CANARY_METRICS,
         ),
+        (canary::CONNECT_CHECK_TITLE, canary::CONNECT_CHECK_METRICS),
         ("Prober on-demand checks (`/probe`)", probe::PROBE_METRICS),
         ("Exporters", exporter::EXPORTER_METRICS),
     ] {

@@ -68,6 +68,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
         .chain(server_canary::SERVER_CANARY_METRICS.iter())
         .chain(resume::RESUME_METRICS.iter())
         .chain(canary::CANARY_METRICS.iter())
+        .chain(canary::CONNECT_CHECK_METRICS.iter())
         .chain(probe::PROBE_METRICS.iter())
         .chain(exporter::EXPORTER_METRICS.iter())
         .copied()
@@ -118,7 +119,10 @@ mod tests {
         {
             assert!(m.name.starts_with("websocket_server_"), "{}", m.name);
         }
-        for m in canary::CANARY_METRICS {
+        for m in canary::CANARY_METRICS
+            .iter()
+            .chain(canary::CONNECT_CHECK_METRICS)
+        {
             assert!(m.name.starts_with("websocket_canary_"), "{}", m.name);
         }
         for m in probe::PROBE_METRICS {

@@ -25,6 +25,13 @@ impl TargetUrl {
         self.0.scheme()
     }
 
+    /// This URL with `name=value` added to its query (after any pairs already there).
+    pub fn with_query_pair(&self, name: &str, value: &str) -> Self {
+        let mut url = self.0.clone();
+        url.query_pairs_mut().append_pair(name, value);
+        Self(url)
+    }
+
     /// The URL with user info and query values replaced by `***`.
     pub fn redacted(&self) -> String {
         let mut url = self.0.clone();
@@ -203,10 +210,21 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
+/// A fresh connection beside the held stream (see `canary::connect_check`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectCheckConfig {
+    /// How often to open one (jittered by ±10%).
+    pub every: Duration,
+}
+
+/// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumeConfig {
-    /// Sent after a reconnect, with `{{last_seq}}` replaced by the last sequence received.
-    pub send: String,
+#[non_exhaustive]
+pub enum ResumeConfig {
+    /// Sent after a reconnect, with `{{last_seq}}` replaced.
+    Send(String),
+    /// Reconnect with `?<name>=<last_seq>` added to the URL.
+    Query(String),
 }
 
 /// One canary: a stream the prober holds and what it expects of it.
@@ -233,6 +251,7 @@ pub struct CanaryConfig {
     pub head_check: Option<Box<HeadCheckConfig>>,
     pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
+    pub connect_check: Option<ConnectCheckConfig>,
 }
 
 impl CanaryConfig {
@@ -258,6 +277,7 @@ impl CanaryConfig {
             head_check: None,
             publish: None,
             resume: None,
+            connect_check: None,
         }
     }
 }
@@ -275,5 +295,20 @@ pub struct Config {
 impl Config {
     pub fn canary(&self, name: &str) -> Option<&CanaryConfig> {
         self.canaries.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetUrl;
+
+    #[test]
+    fn a_query_pair_is_added_after_any_already_there() {
+        let bare = TargetUrl::parse("ws://h/ws").unwrap();
+        let with = bare.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?from=41");
+        let more = TargetUrl::parse("ws://h/ws?token=t").unwrap();
+        let with = more.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?token=t&from=41");
     }
 }
