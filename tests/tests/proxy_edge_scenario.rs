@@ -13,7 +13,7 @@
 //! | proxy-to-server link down, then an iptables DROP of server-to-proxy (netns) | server `heartbeat_timeouts_total` and the canary's heartbeat/stall within bound; reconnects fail fast; `WebSocketCanaryDown` |
 //! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded |
 //! | nginx killed and restarted | canary 1006, jittered backoff, recovery time |
-//! | `nginx -s reload` | held stream stays on the old worker; after a reload into a config that drops Upgrade, new upgrades get 400 while the held stream flows |
+//! | `nginx -s reload` | held stream stays on the old worker; after a reload into a config that drops Upgrade, the canary's `connect_check` fails with 400 within its interval while the held stream flows; `WebSocketUpgradeRejectionRatioHigh` |
 //! | feed drained (SIGTERM) | 1001 at the canary, server-initiated 1001 on the server, no alert storm |
 //! | TLS at nginx | `wss://` passes with `ca_file`, fails `tls_untrusted` without |
 //!
@@ -52,6 +52,8 @@ const TUNNEL_TIMEOUT: Duration = Duration::from_secs(3);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The canary's heartbeat timeout and `max_silence` on the blackhole path.
 const CANARY_DETECT: Duration = Duration::from_secs(3);
+/// The reload canary's fresh-connection check interval (±10% jitter).
+const CONNECT_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// The port the namespaced proxies and feeds listen on.
 const NS_PROXY_PORT: u16 = 8080;
 const NS_FEED_PORT: u16 = 8081;
@@ -322,6 +324,7 @@ fn canaries_yaml(p: &Paths) -> String {
     first_payload_within: 2s
     sequence: {{ pointer: /seq }}
     max_silence: 3s
+    connect_check: {{ every: {check}s }}
   - name: drain
     url: ws://{drain}/ws
     first_payload_within: 2s
@@ -342,6 +345,7 @@ fn canaries_yaml(p: &Paths) -> String {
         drain = p.drain,
         tls = p.tls,
         ca = p.ca.display(),
+        check = CONNECT_CHECK_EVERY.as_secs(),
     );
     if let Some(b) = p.blackhole {
         let hb = CANARY_DETECT.as_secs();
@@ -823,6 +827,35 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             !draining.is_empty(),
             "the old worker {old_workers:?} should still hold the stream"
         );
+        // Fresh connections pass through the good config.
+        wait_canary_above(
+            http,
+            daemon,
+            "websocket_canary_connect_checks_total",
+            &[("canary", "reload")],
+            0.0,
+            "a fresh-connection check through the good config",
+        )
+        .await;
+        assert_metric(
+            http,
+            daemon.addr,
+            "websocket_canary_connect_check_up",
+            &[("canary", "reload")],
+            1.0,
+            "the fresh-connection check passes before the bad reload",
+        )
+        .await;
+        let check_failures = || async {
+            scrape_sum(
+                http,
+                daemon.addr,
+                "websocket_canary_connect_check_failures_total",
+                &[("canary", "reload"), ("reason", "handshake_status")],
+            )
+            .await
+        };
+        let f0 = check_failures().await.unwrap_or(0.0);
         // Into a config that drops the Upgrade headers: the held stream still flows, a new
         // upgrade fails with 400.
         reload_nginx
@@ -835,6 +868,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             ))
             .await
             .expect("nginx reloads into the bad config");
+        let bad_since = Instant::now();
         let fresh = wait_for(
             Duration::from_secs(15),
             "a fresh upgrade refused after the bad reload",
@@ -850,6 +884,24 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         )
         .await;
         assert_eq!(fresh, 400, "a new upgrade through the bad config");
+        // The canary's own fresh-connection check fails within its interval (plus jitter
+        // and slack), while its held stream stays up.
+        let check_failed = wait_for(
+            CONNECT_CHECK_EVERY * 2 + Duration::from_secs(5),
+            "the fresh-connection check fails with handshake_status after the bad reload",
+            daemon,
+            || async { (check_failures().await? > f0).then(|| bad_since.elapsed()) },
+        )
+        .await;
+        assert_metric(
+            http,
+            daemon.addr,
+            "websocket_canary_connect_check_up",
+            &[("canary", "reload")],
+            0.0,
+            "new connections fail",
+        )
+        .await;
         held_stream_flows(http, daemon, "reload", r0, "the reload into the bad config").await;
         assert_metric(
             http,
@@ -862,7 +914,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         .await;
         report.put(
             "nginx -s reload",
-            format!("held stream kept on old worker(s) {draining:?}; after a reload that drops Upgrade, new upgrades get {fresh} while it flows"),
+            format!("held stream kept on old worker(s) {draining:?}; after a reload that drops Upgrade, new upgrades get {fresh} while it flows; the canary's connect_check failed {check_failed:?} after the reload"),
         );
     };
 
@@ -1194,6 +1246,10 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             r#"websocket_canary_up{canary="tls-trusted"} == 1"#.to_string(),
             "wss:// with ca_file up",
         ),
+        (
+            r#"websocket_canary_connect_check_up{canary="reload"} == 0 and on (canary) websocket_canary_up{canary="reload"} == 1"#.to_string(),
+            "new connections failing while the held stream works, after the bad reload",
+        ),
     ];
     // The server's own view of the canaries (they send `User-Agent: wsmon-probe/…`): the
     // canary's upgrade reached the feed without its Upgrade header, so a hop in between
@@ -1274,6 +1330,13 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "tunnel timeout",
         ),
     ];
+    // The fresh-connection checks through the bad reload are rejected on the server too.
+    expected.push(Expected::new(
+        "WebSocketUpgradeRejectionRatioHigh",
+        "instance",
+        reload_feed.addr.to_string(),
+        "connect_check after the bad nginx reload",
+    ));
     if let Some((feed, _)) = &throttle {
         expected.push(Expected::new(
             "WebSocketSlowConsumersSustained",
@@ -1309,7 +1372,6 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     let seen = alerts.lock().unwrap().report();
     let quiet_instances = [
         heartbeat_feed.addr,
-        reload_feed.addr,
         drain_feeds[0].addr,
         drain_feeds[1].addr,
         tls_feed.addr,
@@ -1319,7 +1381,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         let on = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
         assert!(
             !quiet_instances.contains(&on("instance")),
-            "no server alert on the heartbeat, reload, drain or TLS feeds: {a}\nseen:\n{seen}"
+            "no server alert on the heartbeat, drain or TLS feeds: {a}\nseen:\n{seen}"
         );
         assert!(
             !(matches!(
