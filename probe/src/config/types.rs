@@ -282,6 +282,22 @@ impl CanaryConfig {
     }
 }
 
+impl CanaryConfig {
+    /// The config a fresh-connection check connects with: this canary's URL, headers, origin,
+    /// subprotocols, TLS, `on_open` and timeouts, without what only a held stream does
+    /// (publish, head checks, heartbeats, stall detection, resume).
+    pub fn for_connect_check(&self) -> CanaryConfig {
+        let mut c = self.clone();
+        c.publish = None;
+        c.head_check = None;
+        c.heartbeat = None;
+        c.max_silence = None;
+        c.resume = None;
+        c.connect_check = None;
+        c
+    }
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
 
 /// A validated configuration file.
