@@ -84,6 +84,9 @@ pub struct Defaults {
     pub first_payload_timeout: Duration,
     pub max_message_bytes: usize,
     pub backoff: Backoff,
+    /// Upgrade headers every canary sends (a shared canary token, say); a canary's own
+    /// `headers` win by name.
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl Default for Defaults {
@@ -96,6 +99,7 @@ impl Default for Defaults {
                 initial: Duration::from_millis(500),
                 max: Duration::from_secs(30),
             },
+            headers: Vec::new(),
         }
     }
 }
@@ -260,7 +264,7 @@ impl CanaryConfig {
         Self {
             name: name.into(),
             url,
-            headers: Vec::new(),
+            headers: defaults.headers.clone(),
             origin: None,
             subprotocols: Vec::new(),
             on_open: Vec::new(),
