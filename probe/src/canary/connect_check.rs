@@ -28,21 +28,8 @@ pub struct CheckOutcome {
     pub status_code: Option<u16>,
 }
 
-/// The config a check connects with: the canary's URL, headers, origin, subprotocols, TLS,
-/// `on_open` and timeouts, without what only a held stream does (publish, head checks,
-/// heartbeats, stall detection, resume).
-pub fn check_config(cfg: &CanaryConfig) -> CanaryConfig {
-    let mut c = cfg.clone();
-    c.publish = None;
-    c.head_check = None;
-    c.heartbeat = None;
-    c.max_silence = None;
-    c.resume = None;
-    c.connect_check = None;
-    c
-}
-
-/// Runs one check of `cfg` (already [`check_config`]); `None` if `stop` came first.
+/// Runs one check of `cfg` (already [`CanaryConfig::for_connect_check`]); `None` if `stop`
+/// came first.
 pub async fn check_once(cfg: &CanaryConfig, stop: &CancellationToken) -> Option<CheckOutcome> {
     // A scratch record: the check's phases and faults must not count as the held stream's.
     let scratch = CanaryRecorder::new(&cfg.name, cfg.url.redacted(), Retention::WholeRun);
@@ -90,7 +77,7 @@ pub async fn run_checks(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let check_cfg = check_config(&cfg);
+    let check_cfg = cfg.for_connect_check();
     let mut delay = every.mul_f64(rand::rng().random_range(0.0..1.0));
     loop {
         tokio::select! {
@@ -108,7 +95,7 @@ pub async fn run_checks(
                 tracing::warn!(canary = %cfg.name, reason = f.reason.as_str(), detail = %f.detail, "connect check failed")
             }
         }
-        rec.connect_check(&outcome);
+        rec.connect_check(outcome.result.as_ref(), outcome.status_code);
         delay = every.mul_f64(rand::rng().random_range(0.9..1.1));
     }
 }

@@ -84,6 +84,9 @@ pub struct Defaults {
     pub first_payload_timeout: Duration,
     pub max_message_bytes: usize,
     pub backoff: Backoff,
+    /// Upgrade headers every canary sends (a shared canary token, say); a canary's own
+    /// `headers` win by name.
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl Default for Defaults {
@@ -96,6 +99,7 @@ impl Default for Defaults {
                 initial: Duration::from_millis(500),
                 max: Duration::from_secs(30),
             },
+            headers: Vec::new(),
         }
     }
 }
@@ -260,7 +264,7 @@ impl CanaryConfig {
         Self {
             name: name.into(),
             url,
-            headers: Vec::new(),
+            headers: defaults.headers.clone(),
             origin: None,
             subprotocols: Vec::new(),
             on_open: Vec::new(),
@@ -279,6 +283,22 @@ impl CanaryConfig {
             resume: None,
             connect_check: None,
         }
+    }
+}
+
+impl CanaryConfig {
+    /// The config a fresh-connection check connects with: this canary's URL, headers, origin,
+    /// subprotocols, TLS, `on_open` and timeouts, without what only a held stream does
+    /// (publish, head checks, heartbeats, stall detection, resume).
+    pub fn for_connect_check(&self) -> CanaryConfig {
+        let mut c = self.clone();
+        c.publish = None;
+        c.head_check = None;
+        c.heartbeat = None;
+        c.max_silence = None;
+        c.resume = None;
+        c.connect_check = None;
+        c
     }
 }
 

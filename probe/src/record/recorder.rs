@@ -353,10 +353,10 @@ impl CanaryRecorder {
     }
 
     /// Records a fresh-connection check; it never touches the held stream's state or verdict.
-    pub fn connect_check(&self, outcome: &crate::canary::connect_check::CheckOutcome) {
+    pub fn connect_check(&self, result: Result<&Duration, &Fault>, status_code: Option<u16>) {
         let mut s = self.lock();
         s.connect_check.checks += 1;
-        match &outcome.result {
+        match result {
             Ok(took) => s
                 .series
                 .connect_check
@@ -365,8 +365,8 @@ impl CanaryRecorder {
         }
         s.connect_check.last = Some(ConnectCheckResult {
             at: SystemTime::now(),
-            status_code: outcome.status_code,
-            fault: outcome.result.as_ref().err().cloned(),
+            status_code,
+            fault: result.err().cloned(),
         });
     }
 

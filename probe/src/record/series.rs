@@ -141,10 +141,7 @@ impl ExpectedSeries {
             reasons: FailureReason::possible_for(cfg).into(),
             closes: true,
             connect_check_reasons: match cfg.connect_check {
-                Some(_) => {
-                    FailureReason::possible_for(&crate::canary::connect_check::check_config(cfg))
-                        .into()
-                }
+                Some(_) => FailureReason::possible_for(&cfg.for_connect_check()).into(),
                 None => Box::default(),
             },
         }

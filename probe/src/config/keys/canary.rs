@@ -74,7 +74,11 @@ pub(super) const CANARY: Section<CanaryConfig> = Section {
             name: "headers",
             absent: Absent::Keep,
             read: |cx, n, k, c| {
-                c.headers = cx.headers(n, k)?;
+                // Added to `defaults.headers`, replacing those of the same name.
+                let own = cx.headers(n, k)?;
+                c.headers
+                    .retain(|(d, _)| !own.iter().any(|(o, _)| o.eq_ignore_ascii_case(d)));
+                c.headers.extend(own);
                 Ok(())
             },
             show: |c| (!c.headers.is_empty()).then(|| show_headers(&c.headers)),

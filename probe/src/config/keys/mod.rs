@@ -19,7 +19,7 @@ use std::path::Path;
 use super::parse::{ConfigError, Cx};
 use super::schema::{block, field, flow, names, Absent, Key, Section};
 use super::types::*;
-use super::units::{show_duration, show_plain};
+use super::units::{show_duration, show_headers, show_plain};
 use super::yaml;
 use backoff::BACKOFF;
 use canary::{canaries, CANARY};
@@ -137,6 +137,15 @@ const DEFAULTS: Section<Defaults> = Section {
                 Ok(())
             },
             show: |d| Some(flow(&BACKOFF, &d.backoff)),
+        },
+        Key {
+            name: "headers",
+            absent: Absent::Keep,
+            read: |cx, n, k, d| {
+                d.headers = cx.headers(n, k)?;
+                Ok(())
+            },
+            show: |d| (!d.headers.is_empty()).then(|| show_headers(&d.headers)),
         },
     ],
     one_of: &[],
