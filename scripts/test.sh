@@ -12,12 +12,25 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The proxy-edge scenario: real proxies between prober and feed, and network namespaces
+# (ip, tc tbf) with an iptables DROP. The tests start nginx and haproxy with their own
+# configs; the packages' services are stopped so no default site listens.
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v tc >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+for service in nginx haproxy; do
+  if command -v service >/dev/null 2>&1 && service "$service" status >/dev/null 2>&1; then
+    service "$service" stop >/dev/null 2>&1 || true
+  fi
+done
 
 if ! python3 -c 'import websockets' >/dev/null 2>&1; then
   log "installing Python websockets (foreign client for the tests)"

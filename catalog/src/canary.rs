@@ -195,6 +195,62 @@ metric!(
     "Canary failures by failure_reason."
 );
 
+// --- fresh-connection checks (`connect_check`): "can a new client connect right now", apart
+// from the held stream's health above. A list of its own, so the held-stream families keep
+// their meaning and their panels.
+
+metric!(
+    CANARY_CONNECT_CHECK_UP,
+    "websocket_canary_connect_check_up",
+    "websocket.canary.connect_check.up",
+    "",
+    Gauge,
+    [CANARY],
+    NONE,
+    "1 if the latest fresh-connection check (new connection, first payload, close) passed, 0 if it failed; absent before the first check."
+);
+metric!(
+    CANARY_CONNECT_CHECKS_TOTAL,
+    "websocket_canary_connect_checks_total",
+    "websocket.canary.connect_checks",
+    "{check}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Fresh-connection checks run, passed or failed."
+);
+metric!(
+    CANARY_CONNECT_CHECK_FAILURES_TOTAL,
+    "websocket_canary_connect_check_failures_total",
+    "websocket.canary.connect_check.failures",
+    "{failure}",
+    Counter,
+    [CANARY, REASON],
+    NONE,
+    "Failed fresh-connection checks by failure_reason (handshake_status for a refused upgrade)."
+);
+metric!(
+    CANARY_CONNECT_CHECK_SECONDS,
+    "websocket_canary_connect_check_seconds",
+    "websocket.canary.connect_check",
+    "s",
+    Histogram,
+    [CANARY],
+    LATENCY_BUCKETS,
+    "Time from starting a fresh-connection check to its first data message, for checks that passed."
+);
+
+/// The fresh-connection check's families, exported by canaries with `connect_check`.
+pub const CONNECT_CHECK_METRICS: &[&MetricDef] = &[
+    CANARY_CONNECT_CHECK_UP,
+    CANARY_CONNECT_CHECKS_TOTAL,
+    CANARY_CONNECT_CHECK_FAILURES_TOTAL,
+    CANARY_CONNECT_CHECK_SECONDS,
+];
+
+/// The section title of the fresh-connection families in `docs/metrics.md`.
+pub const CONNECT_CHECK_TITLE: &str = "Prober fresh-connection checks (`connect_check`)";
+
 /// The prober's per-canary metrics, in documentation order.
 pub const CANARY_METRICS: &[&MetricDef] = &[
     CANARY_UP,

@@ -1,17 +1,22 @@
 //! The Markdown tables of `docs/metrics.md`, rendered from the catalog.
 
-use crate::{canary, exporter, probe, resume, server};
+use crate::{canary, exporter, probe, resume, server, server_canary};
 
 /// Renders the catalog as the Markdown tables between the markers of `docs/metrics.md`.
 pub fn markdown_tables() -> String {
     let mut out = String::new();
     for (title, defs) in [
         ("Middleware (`wsmon`)", server::SERVER_METRICS),
+        (
+            server_canary::SERVER_CANARY_TITLE,
+            server_canary::SERVER_CANARY_METRICS,
+        ),
         (resume::RESUME_TITLE, resume::RESUME_METRICS),
         (
             "Prober canaries (`wsmon-probe daemon`)",
             canary::CANARY_METRICS,
         ),
+        (canary::CONNECT_CHECK_TITLE, canary::CONNECT_CHECK_METRICS),
         ("Prober on-demand checks (`/probe`)", probe::PROBE_METRICS),
         ("Exporters", exporter::EXPORTER_METRICS),
     ] {

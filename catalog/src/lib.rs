@@ -46,6 +46,7 @@ pub mod probe;
 mod prometheus;
 pub mod resume;
 pub mod server;
+pub mod server_canary;
 
 pub use def::{Kind, MetricDef};
 
@@ -55,6 +56,7 @@ pub use exporter::*;
 pub use probe::*;
 pub use resume::*;
 pub use server::*;
+pub use server_canary::*;
 
 /// The route label value for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -63,8 +65,10 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub fn all() -> impl Iterator<Item = &'static MetricDef> {
     server::SERVER_METRICS
         .iter()
+        .chain(server_canary::SERVER_CANARY_METRICS.iter())
         .chain(resume::RESUME_METRICS.iter())
         .chain(canary::CANARY_METRICS.iter())
+        .chain(canary::CONNECT_CHECK_METRICS.iter())
         .chain(probe::PROBE_METRICS.iter())
         .chain(exporter::EXPORTER_METRICS.iter())
         .copied()
@@ -109,10 +113,16 @@ mod tests {
 
     #[test]
     fn each_producer_keeps_to_its_prefix() {
-        for m in server::SERVER_METRICS {
+        for m in server::SERVER_METRICS
+            .iter()
+            .chain(server_canary::SERVER_CANARY_METRICS)
+        {
             assert!(m.name.starts_with("websocket_server_"), "{}", m.name);
         }
-        for m in canary::CANARY_METRICS {
+        for m in canary::CANARY_METRICS
+            .iter()
+            .chain(canary::CONNECT_CHECK_METRICS)
+        {
             assert!(m.name.starts_with("websocket_canary_"), "{}", m.name);
         }
         for m in probe::PROBE_METRICS {

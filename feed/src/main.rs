@@ -110,8 +110,14 @@ async fn main() -> anyhow::Result<()> {
     // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let _otlp =
         wsmon::export::otlp::spawn_from_env(&registry, "wsmon-feed", env!("CARGO_PKG_VERSION"))?;
-    let (addr, _feed, task) = feed::spawn(args.listen, config, &registry, async {
-        let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM is how a deploy drains an instance: close every stream with 1001, then exit.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let (addr, _feed, task) = feed::spawn(args.listen, config, &registry, async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        }
     })
     .await
     .with_context(|| format!("cannot listen on {}", args.listen))?;

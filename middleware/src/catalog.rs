@@ -10,6 +10,7 @@ pub use wsmon_catalog::buckets::{
 pub use wsmon_catalog::exporter::*;
 pub use wsmon_catalog::resume::*;
 pub use wsmon_catalog::server::*;
+pub use wsmon_catalog::server_canary::*;
 pub use wsmon_catalog::{Kind, MetricDef, UNMATCHED_ROUTE};
 
 /// Label names of the server families.

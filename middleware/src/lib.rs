@@ -61,6 +61,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+mod canary;
 // The catalog's items are documented where the catalog crate moves them (another change).
 #[allow(missing_docs)]
 pub mod catalog;
@@ -84,6 +85,7 @@ pub mod layer;
 #[cfg(feature = "axum")]
 mod upgrade;
 
+pub use canary::CanaryRecognition;
 pub use heartbeat::Heartbeat;
 pub(crate) use monitor::ConnectionConfig;
 pub use monitor::{RouteHandle, WsMon, WsMonBuilder};

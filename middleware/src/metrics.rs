@@ -36,6 +36,7 @@ pub(crate) struct Families {
     ping_rtt: HistogramVec,
     heartbeat_timeouts: IntCounterVec,
     resume: ResumeFamilies,
+    canary: CanaryFamilies,
 }
 
 /// The middleware's metrics: families plus one [`RouteMetrics`] per route template.
@@ -67,6 +68,7 @@ impl Metrics {
             ping_rtt: PING_RTT_SECONDS.histogram_vec(),
             heartbeat_timeouts: HEARTBEAT_TIMEOUTS_TOTAL.int_counter_vec(),
             resume: ResumeFamilies::new(),
+            canary: CanaryFamilies::new(),
         };
         let f = &families;
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -85,7 +87,10 @@ impl Metrics {
             Box::new(f.ping_rtt.clone()),
             Box::new(f.heartbeat_timeouts.clone()),
         ];
-        let collectors = collectors.into_iter().chain(f.resume.collectors());
+        let collectors = collectors
+            .into_iter()
+            .chain(f.resume.collectors())
+            .chain(f.canary.collectors());
         for c in collectors {
             registry.register(c)?;
         }
@@ -161,6 +166,7 @@ pub(crate) struct RouteMetrics {
     pub(crate) ping_rtt: Histogram,
     pub(crate) heartbeat_timeouts: IntCounter,
     pub(crate) resume: ResumeCounters,
+    pub(crate) canary: CanaryCounters,
     upgrades: IntCounterVec,
     closes: IntCounterVec,
     classifier: CloseCodeClassifier,
@@ -192,6 +198,7 @@ impl RouteMetrics {
             ping_rtt: f.ping_rtt.with_label_values(&[r]),
             heartbeat_timeouts: f.heartbeat_timeouts.with_label_values(&[r]),
             resume: f.resume.route(r),
+            canary: f.canary.route(r),
             upgrades: f.upgrades.clone(),
             closes: f.closes.clone(),
             classifier: classifier.clone(),
@@ -209,6 +216,7 @@ impl RouteMetrics {
             (Initiator::None, 1006),
         ] {
             metrics.closes_counter(initiator, code);
+            metrics.canary_closes_counter(initiator, code);
         }
         metrics
     }
@@ -235,17 +243,21 @@ impl RouteMetrics {
     }
 
     /// Counts one upgrade attempt. `accepted` is the caller's: a 101 for an HTTP/1.1
-    /// upgrade, a 200 for an RFC 8441 extended CONNECT.
+    /// upgrade, a 200 for an RFC 8441 extended CONNECT. A canary's is counted twice: in the
+    /// main family, and in the canary family.
     pub(crate) fn record_upgrade(
         &self,
         status: http::StatusCode,
         accepted: bool,
         duration: Duration,
+        canary: bool,
     ) {
         let outcome = if accepted { "accepted" } else { "rejected" };
-        self.upgrades
-            .with_label_values(&[&self.name, outcome, status.as_str()])
-            .inc();
+        let labels = [&*self.name, outcome, status.as_str()];
+        self.upgrades.with_label_values(&labels).inc();
+        if canary {
+            self.canary.upgrades.with_label_values(&labels).inc();
+        }
         if accepted {
             self.upgrade_duration.observe(duration.as_secs_f64());
         }
@@ -254,14 +266,27 @@ impl RouteMetrics {
     /// An upgrade answered with 101 whose connection was gone before the socket was handed
     /// over: it ended without a close frame and without payload.
     #[cfg(feature = "axum")]
-    pub(crate) fn record_failed_upgrade(&self) {
+    pub(crate) fn record_failed_upgrade(&self, canary: bool) {
         self.closes_counter(Initiator::None, crate::close_code::ABNORMAL)
             .inc();
         self.without_payload.inc();
+        if canary {
+            self.canary_closes_counter(Initiator::None, crate::close_code::ABNORMAL)
+                .inc();
+            self.canary.without_payload.inc();
+        }
     }
 
     fn closes_counter(&self, initiator: Initiator, code: u16) -> IntCounter {
         self.closes.with_label_values(&[
+            &self.name,
+            initiator.as_str(),
+            self.classifier.classify(code),
+        ])
+    }
+
+    fn canary_closes_counter(&self, initiator: Initiator, code: u16) -> IntCounter {
+        self.canary.closes.with_label_values(&[
             &self.name,
             initiator.as_str(),
             self.classifier.classify(code),
@@ -292,10 +317,12 @@ impl RouteMetrics {
         }
     }
 
-    pub(crate) fn register_connection(self: &Arc<Self>) -> Arc<ConnShared> {
+    /// Adds a live connection; `canary` says whether it is also counted in the canary view.
+    pub(crate) fn register_connection(self: &Arc<Self>, canary: bool) -> Arc<ConnShared> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(ConnShared {
             id: NEXT_ID.fetch_add(1, Relaxed),
+            canary,
             route: self.clone(),
             queue_messages: AtomicU64::new(0),
             slow: AtomicBool::new(false),
@@ -328,6 +355,8 @@ const NO_STAMP: u64 = u64::MAX;
 /// Per-connection state shared by the socket wrapper, its outbound queue and the scrape.
 pub(crate) struct ConnShared {
     id: u64,
+    /// Recognised as a canary's at the upgrade: its ends and first payload are counted twice.
+    pub(crate) canary: bool,
     pub(crate) route: Arc<RouteMetrics>,
     pub(crate) queue_messages: AtomicU64,
     pub(crate) slow: AtomicBool,
@@ -358,6 +387,9 @@ impl ConnShared {
             .is_ok();
         if won {
             self.route.closes_counter(initiator, code).inc();
+            if self.canary {
+                self.route.canary_closes_counter(initiator, code).inc();
+            }
         }
         won
     }
@@ -409,6 +441,7 @@ struct LiveCollector {
     active: IntGaugeVec,
     queued: IntGaugeVec,
     slow: IntGaugeVec,
+    canary_active: IntGaugeVec,
     descs: Vec<Desc>,
 }
 
@@ -417,7 +450,8 @@ impl LiveCollector {
         let active = catalog::ACTIVE_CONNECTIONS.int_gauge_vec();
         let queued = catalog::OUTBOUND_QUEUE_MESSAGES.int_gauge_vec();
         let slow = catalog::SLOW_CONSUMERS.int_gauge_vec();
-        let descs = [&active, &queued, &slow]
+        let canary_active = catalog::SERVER_CANARY_ACTIVE_CONNECTIONS.int_gauge_vec();
+        let descs = [&active, &queued, &slow, &canary_active]
             .iter()
             .flat_map(|g| g.desc().into_iter().cloned())
             .collect();
@@ -426,6 +460,7 @@ impl LiveCollector {
             active,
             queued,
             slow,
+            canary_active,
             descs,
         }
     }
@@ -439,7 +474,7 @@ impl Collector for LiveCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let routes = routes_snapshot(&self.routes);
         for route in routes {
-            let (mut active, mut queued, mut slow) = (0i64, 0i64, 0i64);
+            let (mut active, mut queued, mut slow, mut canaries) = (0i64, 0i64, 0i64, 0i64);
             for conn in route
                 .live
                 .lock()
@@ -449,14 +484,19 @@ impl Collector for LiveCollector {
                 active += 1;
                 queued += conn.queue_messages.load(Relaxed) as i64;
                 slow += conn.slow.load(Relaxed) as i64;
+                canaries += conn.canary as i64;
             }
             self.active.with_label_values(&[&route.name]).set(active);
             self.queued.with_label_values(&[&route.name]).set(queued);
             self.slow.with_label_values(&[&route.name]).set(slow);
+            self.canary_active
+                .with_label_values(&[&route.name])
+                .set(canaries);
         }
         let mut out = self.active.collect();
         out.extend(self.queued.collect());
         out.extend(self.slow.collect());
+        out.extend(self.canary_active.collect());
         out
     }
 }
@@ -503,6 +543,58 @@ impl ResumeFamilies {
             miss: self.resumes.with_label_values(&[r, "miss"]),
             replayed: self.replayed.with_label_values(&[r]),
             missed: self.missed.with_label_values(&[r]),
+        }
+    }
+}
+
+// --- the server's view of canary connections (catalog block `SERVER_CANARY_METRICS`) ---
+
+/// The canary-view families; the active gauge is the [`LiveCollector`]'s.
+#[derive(Clone)]
+pub(crate) struct CanaryFamilies {
+    upgrades: IntCounterVec,
+    first_payload: HistogramVec,
+    without_payload: IntCounterVec,
+    closes: IntCounterVec,
+}
+
+/// One route's canary-view handles, resolved once.
+pub(crate) struct CanaryCounters {
+    upgrades: IntCounterVec,
+    closes: IntCounterVec,
+    pub(crate) first_payload: Histogram,
+    pub(crate) without_payload: IntCounter,
+}
+
+impl CanaryFamilies {
+    fn new() -> Self {
+        Self {
+            upgrades: catalog::SERVER_CANARY_UPGRADES_TOTAL.int_counter_vec(),
+            first_payload: catalog::SERVER_CANARY_FIRST_PAYLOAD_LATENCY_SECONDS.histogram_vec(),
+            without_payload: catalog::SERVER_CANARY_CONNECTIONS_WITHOUT_PAYLOAD_TOTAL
+                .int_counter_vec(),
+            closes: catalog::SERVER_CANARY_CLOSES_TOTAL.int_counter_vec(),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.upgrades.clone()),
+            Box::new(self.first_payload.clone()),
+            Box::new(self.without_payload.clone()),
+            Box::new(self.closes.clone()),
+        ]
+    }
+
+    /// The route's handles, with the accepted series at zero so "no canary reached the
+    /// server" is a 0, not an absent series.
+    fn route(&self, r: &str) -> CanaryCounters {
+        self.upgrades.with_label_values(&[r, "accepted", "101"]);
+        CanaryCounters {
+            upgrades: self.upgrades.clone(),
+            closes: self.closes.clone(),
+            first_payload: self.first_payload.with_label_values(&[r]),
+            without_payload: self.without_payload.with_label_values(&[r]),
         }
     }
 }

@@ -9,6 +9,7 @@ use http::{header, HeaderMap, StatusCode};
 use prometheus::Registry;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
+use crate::canary::CanaryRecognition;
 use crate::close_code::CloseCodeClassifier;
 use crate::heartbeat::Heartbeat;
 use crate::metrics::{Metrics, RouteMetrics};
@@ -40,6 +41,7 @@ impl fmt::Debug for WsMon {
             .field("max_message_bytes", &inner.max_message_bytes)
             .field("max_connections", &inner.max_connections)
             .field("heartbeat", &inner.connection.heartbeat)
+            .field("canary_recognition", &inner.canary)
             .field(
                 "stamp_extractor",
                 &inner.connection.stamp_extractor.is_some(),
@@ -59,6 +61,7 @@ pub(crate) struct Inner {
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) max_message_bytes: Option<usize>,
     pub(crate) max_connections: Option<usize>,
+    pub(crate) canary: CanaryRecognition,
     pub(crate) connection: ConnectionConfig,
 }
 
@@ -81,6 +84,7 @@ pub struct WsMonBuilder {
     heartbeat: Option<Heartbeat>,
     stamp_extractor: Option<StampExtractor>,
     close_code_allowlist: Vec<u16>,
+    canary: CanaryRecognition,
 }
 
 impl fmt::Debug for WsMonBuilder {
@@ -93,6 +97,7 @@ impl fmt::Debug for WsMonBuilder {
             .field("heartbeat", &self.heartbeat)
             .field("stamp_extractor", &self.stamp_extractor.is_some())
             .field("close_code_allowlist", &self.close_code_allowlist)
+            .field("canary_recognition", &self.canary)
             .finish()
     }
 }
@@ -147,6 +152,14 @@ impl WsMonBuilder {
         self
     }
 
+    /// How canary upgrades are told from users', for the `websocket_server_canary_*`
+    /// families. Default: a `User-Agent` starting with `wsmon-probe/`, which wsmon-probe
+    /// sends (see [`CanaryRecognition`]).
+    pub fn canary_recognition(mut self, recognition: CanaryRecognition) -> Self {
+        self.canary = recognition;
+        self
+    }
+
     /// Registers the metrics in `registry` and returns the middleware.
     pub fn build(self, registry: &Registry) -> Result<WsMon, Error> {
         let classifier = CloseCodeClassifier::with_allowlist(self.close_code_allowlist);
@@ -167,6 +180,7 @@ impl WsMonBuilder {
                 allowed_origins: self.allowed_origins,
                 max_message_bytes: self.max_message_bytes,
                 max_connections: self.max_connections,
+                canary: self.canary,
                 connection: ConnectionConfig {
                     heartbeat: self.heartbeat,
                     stamp_extractor: self.stamp_extractor,
@@ -231,11 +245,23 @@ impl WsMon {
     /// `route` becomes a label value: pass a template from your code (`"/ws"`), never a raw
     /// request path.
     pub fn instrument<S>(&self, route: &str, socket: S) -> Instrumented<S> {
+        self.instrument_as(route, socket, false)
+    }
+
+    /// [`WsMon::instrument`], counting the connection in the canary view too if `canary`.
+    pub(crate) fn instrument_as<S>(&self, route: &str, socket: S, canary: bool) -> Instrumented<S> {
         Instrumented::new(
             socket,
             self.inner.metrics.route(route),
             &self.inner.connection,
+            canary,
         )
+    }
+
+    /// Whether an upgrade request with these headers is a canary's, by the builder's
+    /// [`WsMonBuilder::canary_recognition`].
+    pub fn is_canary(&self, headers: &HeaderMap) -> bool {
+        self.inner.canary.matches(headers)
     }
 
     /// Live instrumented connections across all routes.

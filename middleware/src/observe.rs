@@ -48,6 +48,7 @@ impl WsMon {
             status,
             status == http::StatusCode::SWITCHING_PROTOCOLS,
             elapsed,
+            false,
         );
     }
 
@@ -56,7 +57,7 @@ impl WsMon {
     pub fn observe_connection(&self, route: &str) -> ConnectionObserver {
         let route = self.inner.metrics.route(route);
         ConnectionObserver {
-            shared: route.register_connection(),
+            shared: route.register_connection(false),
             route,
             upgraded_at: Instant::now(),
             sent_payload: AtomicBool::new(false),

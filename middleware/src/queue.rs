@@ -361,7 +361,7 @@ mod tests {
     fn handle() -> (prometheus::Registry, ConnectionHandle) {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::register(&registry, Default::default()).unwrap();
-        let shared = metrics.route("/q").register_connection();
+        let shared = metrics.route("/q").register_connection(false);
         (registry, ConnectionHandle::from_shared(shared))
     }
 

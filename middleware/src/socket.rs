@@ -95,8 +95,13 @@ impl ConnectionHandle {
 }
 
 impl<S> Instrumented<S> {
-    pub(crate) fn new(inner: S, route: Arc<RouteMetrics>, config: &ConnectionConfig) -> Self {
-        let shared = route.register_connection();
+    pub(crate) fn new(
+        inner: S,
+        route: Arc<RouteMetrics>,
+        config: &ConnectionConfig,
+        canary: bool,
+    ) -> Self {
+        let shared = route.register_connection(canary);
         Self {
             inner,
             conn: Connection {
@@ -204,9 +209,11 @@ impl Connection {
         if t.is_data() {
             if !self.sent_payload {
                 self.sent_payload = true;
-                self.route
-                    .first_payload
-                    .observe(self.upgraded_at.elapsed().as_secs_f64());
+                let latency = self.upgraded_at.elapsed().as_secs_f64();
+                self.route.first_payload.observe(latency);
+                if self.shared.canary {
+                    self.route.canary.first_payload.observe(latency);
+                }
             }
             if let Some(stamp) = out.stamp {
                 self.route.record_stamp(stamp);
@@ -250,6 +257,9 @@ impl Drop for Connection {
             .record_close(Initiator::None, close_code::ABNORMAL);
         if !self.sent_payload {
             self.route.without_payload.inc();
+            if self.shared.canary {
+                self.route.canary.without_payload.inc();
+            }
         }
         self.route
             .connection_duration

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use http::StatusCode;
@@ -36,9 +37,11 @@ where
     let started = Instant::now();
     let route_metrics = wsmon.inner.metrics.route(route);
     let precheck = wsmon.clone();
+    let canary = std::sync::atomic::AtomicBool::new(false);
     // tungstenite's `Callback` fixes this signature, large error variant included.
     #[allow(clippy::result_large_err)]
-    let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        canary.store(precheck.is_canary(req.headers()), Relaxed);
         match precheck.precheck(req.headers()) {
             None => Ok(resp),
             Some(status) => {
@@ -55,15 +58,21 @@ where
     }
     match tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)).await {
         Ok(socket) => {
-            route_metrics.record_upgrade(StatusCode::SWITCHING_PROTOCOLS, true, started.elapsed());
-            Ok(wsmon.instrument(route, socket))
+            let canary = canary.load(Relaxed);
+            route_metrics.record_upgrade(
+                StatusCode::SWITCHING_PROTOCOLS,
+                true,
+                started.elapsed(),
+                canary,
+            );
+            Ok(wsmon.instrument_as(route, socket, canary))
         }
         Err(err) => {
             let status = match &err {
                 Error::Http(resp) => resp.status(),
                 _ => StatusCode::BAD_REQUEST,
             };
-            route_metrics.record_upgrade(status, false, started.elapsed());
+            route_metrics.record_upgrade(status, false, started.elapsed(), canary.load(Relaxed));
             Err(err)
         }
     }

@@ -58,6 +58,7 @@ impl<F> fmt::Debug for WebSocketUpgrade<F> {
 pub struct WebSocketUpgradeRejection {
     inner: WsRejection,
     route: Option<MatchedPath>,
+    headers: http::HeaderMap,
 }
 
 impl WebSocketUpgradeRejection {
@@ -87,9 +88,10 @@ impl std::error::Error for WebSocketUpgradeRejection {
 impl IntoResponse for WebSocketUpgradeRejection {
     fn into_response(self) -> Response {
         let mut response = self.inner.into_response();
-        response
-            .extensions_mut()
-            .insert(RejectedAtWebSocketRoute { route: self.route });
+        response.extensions_mut().insert(RejectedAtWebSocketRoute {
+            route: self.route,
+            headers: self.headers,
+        });
         response
     }
 }
@@ -107,6 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade<DefaultOnFailedUpg
                 return Err(WebSocketUpgradeRejection {
                     inner,
                     route: parts.extensions.get::<MatchedPath>().cloned(),
+                    headers: parts.headers.clone(),
                 })
             }
         };
@@ -223,24 +226,30 @@ impl<F> WebSocketUpgrade<F> {
         Fut: Future<Output = ()> + Send + 'static,
         F: OnFailedUpgrade,
     {
-        let (wsmon, route) = match self.ctx {
-            Some(ctx) => (ctx.wsmon, ctx.route),
+        let (wsmon, route, canary) = match self.ctx {
+            Some(ctx) => (ctx.wsmon, ctx.route, ctx.canary),
             None => {
                 let wsmon = detached().clone();
                 let route = wsmon.inner.metrics.route(crate::catalog::UNMATCHED_ROUTE);
-                (wsmon, route)
+                (wsmon, route, false)
             }
         };
         // The 101 (or 200) is already counted as accepted; if the client is gone before the
         // upgrade completes, that connection must still end in exactly one counted close.
         let on_failed = RecordFailedUpgrade {
             route: route.clone(),
+            canary,
             user: self.on_failed,
         };
         self.inner
             .on_failed_upgrade(on_failed)
             .on_upgrade(move |socket| {
-                callback(Instrumented::new(socket, route, &wsmon.inner.connection))
+                callback(Instrumented::new(
+                    socket,
+                    route,
+                    &wsmon.inner.connection,
+                    canary,
+                ))
             })
     }
 }
@@ -249,12 +258,13 @@ impl<F> WebSocketUpgrade<F> {
 /// application's own callback.
 struct RecordFailedUpgrade<F> {
     route: Arc<crate::metrics::RouteMetrics>,
+    canary: bool,
     user: Option<F>,
 }
 
 impl<F: OnFailedUpgrade> OnFailedUpgrade for RecordFailedUpgrade<F> {
     fn call(self, error: axum::Error) {
-        self.route.record_failed_upgrade();
+        self.route.record_failed_upgrade(self.canary);
         if let Some(user) = self.user {
             user.call(error);
         }

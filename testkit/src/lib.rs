@@ -1,12 +1,17 @@
 //! Test support shared by wsmon's test trees, each piece once: the exposition parser, the
 //! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool, headless
-//! Chromium and an in-process OTLP receiver.
+//! Chromium and an in-process OTLP receiver; real nginx and HAProxy, and network namespaces
+//! with their faults.
 
 pub mod chromium;
+pub mod daemon;
 pub mod eventually;
 pub mod exposition;
 pub mod feed;
 pub mod frame;
+pub mod haproxy;
+pub mod netns;
+pub mod nginx;
 pub mod otlp_receiver;
 pub mod ports;
 pub mod promtool;

@@ -14,8 +14,10 @@ use wsmon_catalog::{self as catalog, Kind};
 
 use crate::rules::RuleFile;
 
-/// Labels every scraped series gets from its target.
-pub const TARGET_LABELS: [&str; 2] = ["job", "instance"];
+/// Labels every scraped series gets from its target. `service` is the one the operator adds
+/// to the server's and the prober's scrape jobs alike, which the which-hop rules join on
+/// (runbook/which-hop-broke.md); where it is not set it is empty on both sides.
+pub const TARGET_LABELS: [&str; 3] = ["job", "instance", "service"];
 
 type Labels = BTreeSet<String>;
 

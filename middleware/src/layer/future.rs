@@ -38,6 +38,7 @@ pin_project! {
             route: Arc<RouteMetrics>,
             attempt: Attempt,
             started: Instant,
+            canary: bool,
         },
     }
 }
@@ -60,6 +61,7 @@ impl<F> ResponseFuture<F> {
         route: Arc<RouteMetrics>,
         attempt: Attempt,
         started: Instant,
+        canary: bool,
     ) -> Self {
         Self {
             kind: Kind::Attempt {
@@ -67,6 +69,7 @@ impl<F> ResponseFuture<F> {
                 route,
                 attempt,
                 started,
+                canary,
             },
         }
     }
@@ -109,6 +112,7 @@ where
                         response.status(),
                         false,
                         std::time::Duration::ZERO,
+                        wsmon.inner.canary.matches(&marker.headers),
                     );
                 }
                 Poll::Ready(Ok(response))
@@ -118,6 +122,7 @@ where
                 route,
                 attempt,
                 started,
+                canary,
             } => {
                 let mut response = ready!(inner.poll(cx))?.into_response();
                 // An attempt is counted here; the extractor's marker is for plain requests.
@@ -125,7 +130,7 @@ where
                     .extensions_mut()
                     .remove::<RejectedAtWebSocketRoute>();
                 let accepted = response.status() == attempt.accepted();
-                route.record_upgrade(response.status(), accepted, started.elapsed());
+                route.record_upgrade(response.status(), accepted, started.elapsed(), *canary);
                 Poll::Ready(Ok(response))
             }
         }

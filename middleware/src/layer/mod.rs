@@ -86,6 +86,8 @@ pub(crate) fn upgrade_attempt<B>(req: &Request<B>) -> Option<Attempt> {
 pub(crate) struct HandshakeContext {
     pub(crate) wsmon: WsMon,
     pub(crate) route: std::sync::Arc<RouteMetrics>,
+    /// Recognised as a canary's upgrade (see [`crate::CanaryRecognition`]).
+    pub(crate) canary: bool,
 }
 
 /// Set on the response by the extractor's rejection of a request that was not an upgrade
@@ -93,4 +95,7 @@ pub(crate) struct HandshakeContext {
 #[derive(Clone)]
 pub(crate) struct RejectedAtWebSocketRoute {
     pub(crate) route: Option<axum::extract::MatchedPath>,
+    /// The request's headers, so the layer can tell a canary's refused request from a
+    /// user's (cloned on this rejection path only).
+    pub(crate) headers: http::HeaderMap,
 }

@@ -60,14 +60,16 @@ where
                 .get::<MatchedPath>()
                 .map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
         );
+        let canary = self.wsmon.inner.canary.matches(req.headers());
         if let Some(status) = self.wsmon.precheck(req.headers()) {
-            route.record_upgrade(status, false, started.elapsed());
+            route.record_upgrade(status, false, started.elapsed(), canary);
             return ResponseFuture::refused(status);
         }
         req.extensions_mut().insert(HandshakeContext {
             wsmon: self.wsmon.clone(),
             route: route.clone(),
+            canary,
         });
-        ResponseFuture::attempt(self.inner.call(req), route, attempt, started)
+        ResponseFuture::attempt(self.inner.call(req), route, attempt, started, canary)
     }
 }

@@ -29,6 +29,9 @@ const HANDSHAKE_CONCURRENCY: usize = 128;
 static HANDSHAKE_SLOTS: tokio::sync::Semaphore =
     tokio::sync::Semaphore::const_new(HANDSHAKE_CONCURRENCY);
 
+/// The `User-Agent` of every upgrade, unless the canary's `headers` set one.
+pub const USER_AGENT: &str = concat!("wsmon-probe/", env!("CARGO_PKG_VERSION"));
+
 /// Connects, timing each phase, and returns the upgraded socket.
 pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket, Fault> {
     let url = cfg.url.expose();
@@ -202,6 +205,14 @@ fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
         value.set_sensitive(true);
         headers.insert(name, value);
     }
+    // The canary says what it is, so the server can record its view of canaries apart from
+    // its users' (wsmon's `CanaryRecognition`); a configured User-Agent wins.
+    if !headers.contains_key(http::header::USER_AGENT) {
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        );
+    }
     if let Some(origin) = &cfg.origin {
         headers.insert(
             http::header::ORIGIN,
@@ -215,4 +226,40 @@ fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
         );
     }
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Defaults, TargetUrl};
+    use wsmon::Secret;
+
+    fn canary() -> CanaryConfig {
+        let url = TargetUrl::parse("ws://127.0.0.1:1/ws").unwrap();
+        CanaryConfig::new("c", url, &Defaults::default())
+    }
+
+    #[test]
+    fn every_upgrade_says_it_is_wsmon_probe_with_its_version() {
+        let request = upgrade_request(&canary()).unwrap();
+        let ua = request.headers().get(http::header::USER_AGENT).unwrap();
+        assert_eq!(
+            ua.to_str().unwrap(),
+            format!("wsmon-probe/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn a_configured_user_agent_replaces_the_probers() {
+        let mut cfg = canary();
+        cfg.headers
+            .push(("User-Agent".into(), Secret::new("my-canary/2")));
+        let request = upgrade_request(&cfg).unwrap();
+        let all: Vec<_> = request
+            .headers()
+            .get_all(http::header::USER_AGENT)
+            .iter()
+            .collect();
+        assert_eq!(all, ["my-canary/2"]);
+    }
 }

@@ -1,7 +1,8 @@
 //! One canary's life, bottom to top: the socket and its bounded writes ([`io`]), dialling
 //! ([`dial`], with [`tls`] and the [`handshake`]), the held [`session`], and the second path
-//! its nonces take ([`publish`]).
+//! its nonces take ([`publish`]), and the fresh connections of [`connect_check`].
 
+pub mod connect_check;
 pub mod dial;
 pub mod handshake;
 pub mod io;

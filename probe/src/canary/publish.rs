@@ -58,6 +58,7 @@ impl Publisher {
             PublishVia::Http(cfg) => Path::Http {
                 client: reqwest::Client::builder()
                     .timeout(publish.timeout)
+                    .user_agent(crate::canary::dial::USER_AGENT)
                     .build()
                     .unwrap_or_default(),
                 cfg: cfg.clone(),

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::canary::dial::connect;
 use crate::canary::io::{close, send, Socket};
 use crate::canary::publish::{PublishFailure, Publisher};
-use crate::config::CanaryConfig;
+use crate::config::{CanaryConfig, ResumeConfig};
 use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
 use crate::measure::{
     self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
@@ -53,7 +53,8 @@ pub async fn run_session(
     rec.begin_attempt();
     // Boxed: connecting (TLS and upgrade in flight) is the largest state by far, and inline it
     // would stay part of every held canary's task for the stream's whole life.
-    let mut ws = match Box::pin(connect_unless_stopped(cfg, rec, limits)).await {
+    let last = tracker.last();
+    let mut ws = match Box::pin(connect_unless_stopped(cfg, last, rec, limits)).await {
         Some(Ok(ws)) => ws,
         Some(Err(f)) => {
             rec.fault(f.reason, f.detail.clone());
@@ -84,12 +85,26 @@ pub async fn run_session(
     end
 }
 
-/// Connects, or returns `None` if `limits` say stop first.
+/// Connects, or returns `None` if `limits` say stop first. `last` is the last sequence
+/// received before this connection, if any.
 async fn connect_unless_stopped(
     cfg: &CanaryConfig,
+    last: Option<u64>,
     rec: &CanaryRecorder,
     limits: &SessionLimits,
 ) -> Option<Result<Socket, Fault>> {
+    // Resuming by query: the reconnect URL itself carries the last sequence received.
+    let resumed;
+    let cfg = match (&cfg.resume, last) {
+        (Some(ResumeConfig::Query(name)), Some(last)) => {
+            resumed = CanaryConfig {
+                url: cfg.url.with_query_pair(name, &last.to_string()),
+                ..cfg.clone()
+            };
+            &resumed
+        }
+        _ => cfg,
+    };
     tokio::select! {
         r = connect(cfg, rec) => Some(r),
         _ = limits.shutdown.cancelled() => None,
@@ -213,12 +228,14 @@ impl<'a> Session<'a> {
             }
         }
         match (&self.cfg.resume, tracker.last()) {
-            (Some(resume), Some(last)) => {
-                let text = resume.send.replace("{{last_seq}}", &last.to_string());
+            (Some(ResumeConfig::Send(template)), Some(last)) => {
+                let text = template.replace("{{last_seq}}", &last.to_string());
                 if let Err(f) = Box::pin(send(ws, Message::text(text), write_limit)).await {
                     return self.end(Some(f));
                 }
             }
+            // Asked for in the URL already, when connecting.
+            (Some(_), Some(_)) => {}
             _ => self.rec.sequence(tracker.new_baseline()),
         }
         loop {

@@ -25,6 +25,13 @@ impl TargetUrl {
         self.0.scheme()
     }
 
+    /// This URL with `name=value` added to its query (after any pairs already there).
+    pub fn with_query_pair(&self, name: &str, value: &str) -> Self {
+        let mut url = self.0.clone();
+        url.query_pairs_mut().append_pair(name, value);
+        Self(url)
+    }
+
     /// The URL with user info and query values replaced by `***`.
     pub fn redacted(&self) -> String {
         let mut url = self.0.clone();
@@ -77,6 +84,9 @@ pub struct Defaults {
     pub first_payload_timeout: Duration,
     pub max_message_bytes: usize,
     pub backoff: Backoff,
+    /// Upgrade headers every canary sends (a shared canary token, say); a canary's own
+    /// `headers` win by name.
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl Default for Defaults {
@@ -89,6 +99,7 @@ impl Default for Defaults {
                 initial: Duration::from_millis(500),
                 max: Duration::from_secs(30),
             },
+            headers: Vec::new(),
         }
     }
 }
@@ -203,10 +214,21 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
+/// A fresh connection beside the held stream (see `canary::connect_check`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectCheckConfig {
+    /// How often to open one (jittered by ±10%).
+    pub every: Duration,
+}
+
+/// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumeConfig {
-    /// Sent after a reconnect, with `{{last_seq}}` replaced by the last sequence received.
-    pub send: String,
+#[non_exhaustive]
+pub enum ResumeConfig {
+    /// Sent after a reconnect, with `{{last_seq}}` replaced.
+    Send(String),
+    /// Reconnect with `?<name>=<last_seq>` added to the URL.
+    Query(String),
 }
 
 /// One canary: a stream the prober holds and what it expects of it.
@@ -233,6 +255,7 @@ pub struct CanaryConfig {
     pub head_check: Option<Box<HeadCheckConfig>>,
     pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
+    pub connect_check: Option<ConnectCheckConfig>,
 }
 
 impl CanaryConfig {
@@ -241,7 +264,7 @@ impl CanaryConfig {
         Self {
             name: name.into(),
             url,
-            headers: Vec::new(),
+            headers: defaults.headers.clone(),
             origin: None,
             subprotocols: Vec::new(),
             on_open: Vec::new(),
@@ -258,7 +281,24 @@ impl CanaryConfig {
             head_check: None,
             publish: None,
             resume: None,
+            connect_check: None,
         }
+    }
+}
+
+impl CanaryConfig {
+    /// The config a fresh-connection check connects with: this canary's URL, headers, origin,
+    /// subprotocols, TLS, `on_open` and timeouts, without what only a held stream does
+    /// (publish, head checks, heartbeats, stall detection, resume).
+    pub fn for_connect_check(&self) -> CanaryConfig {
+        let mut c = self.clone();
+        c.publish = None;
+        c.head_check = None;
+        c.heartbeat = None;
+        c.max_silence = None;
+        c.resume = None;
+        c.connect_check = None;
+        c
     }
 }
 
@@ -275,5 +315,20 @@ pub struct Config {
 impl Config {
     pub fn canary(&self, name: &str) -> Option<&CanaryConfig> {
         self.canaries.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetUrl;
+
+    #[test]
+    fn a_query_pair_is_added_after_any_already_there() {
+        let bare = TargetUrl::parse("ws://h/ws").unwrap();
+        let with = bare.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?from=41");
+        let more = TargetUrl::parse("ws://h/ws?token=t").unwrap();
+        let with = more.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?token=t&from=41");
     }
 }

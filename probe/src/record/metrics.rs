@@ -23,6 +23,14 @@ fn close_code_values() -> impl Iterator<Item = &'static str> + Clone {
         .map(wsmon::close_code::classify)
 }
 
+/// Every family this collector renders: the held stream's, then the fresh-connection check's.
+fn canary_defs() -> impl Iterator<Item = &'static MetricDef> {
+    catalog::CANARY_METRICS
+        .iter()
+        .chain(catalog::CONNECT_CHECK_METRICS)
+        .copied()
+}
+
 /// What `websocket_canary_up` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpMeans {
@@ -44,8 +52,7 @@ pub struct CanaryCollector {
 
 impl CanaryCollector {
     pub fn new(canaries: CanarySet, up_means: UpMeans) -> Self {
-        let descs = catalog::CANARY_METRICS
-            .iter()
+        let descs = canary_defs()
             .map(|def| {
                 Desc::new(
                     def.name.to_string(),
@@ -70,8 +77,7 @@ struct Families(Vec<MetricFamily>);
 impl Families {
     fn new() -> Self {
         Self(
-            catalog::CANARY_METRICS
-                .iter()
+            canary_defs()
                 .map(|def| {
                     let mut f = MetricFamily::default();
                     f.set_name(def.name.to_string());
@@ -101,8 +107,7 @@ impl Families {
             .collect();
         let mut m = Metric::from_label(labels);
         fill(&mut m);
-        let i = catalog::CANARY_METRICS
-            .iter()
+        let i = canary_defs()
             .position(|d| d.name == def.name)
             .expect("a canary family");
         self.0[i].mut_metric().push(m);
@@ -206,6 +211,18 @@ impl Families {
         );
         self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes, closes);
         self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures, reasons);
+        if !x.connect_check_reasons.is_empty() {
+            if let Some(last) = &s.connect_check.last {
+                let up = if last.fault.is_none() { 1.0 } else { 0.0 };
+                self.gauge(CANARY_CONNECT_CHECK_UP, &l, up);
+            }
+            self.counter(CANARY_CONNECT_CHECKS_TOTAL, &l, s.connect_check.checks);
+            let reasons = x.connect_check_reasons.iter().map(|r| r.as_str());
+            let failures = &s.series.connect_check_failures;
+            self.by_label(CANARY_CONNECT_CHECK_FAILURES_TOTAL, name, failures, reasons);
+            let h = &s.series.connect_check;
+            self.histogram(CANARY_CONNECT_CHECK_SECONDS, &l, h, true);
+        }
         if let Some(lag) = s.head_lag {
             self.gauge(CANARY_HEAD_LAG_MESSAGES, &l, lag as f64);
         }

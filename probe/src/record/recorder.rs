@@ -88,6 +88,23 @@ pub struct CanaryStatus {
     pub series: CanarySeries,
     /// The series rendered at zero until they move.
     pub expected: ExpectedSeries,
+    /// The fresh-connection checks, apart from the held stream above.
+    pub connect_check: ConnectCheckStatus,
+}
+
+/// What the fresh-connection checks found; `last` is `None` before the first one.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectCheckStatus {
+    pub last: Option<ConnectCheckResult>,
+    pub checks: u64,
+}
+
+/// The latest check: when, its upgrade status, and its fault if it failed.
+#[derive(Debug, Clone)]
+pub struct ConnectCheckResult {
+    pub at: SystemTime,
+    pub status_code: Option<u16>,
+    pub fault: Option<Fault>,
 }
 
 impl CanaryStatus {
@@ -144,6 +161,7 @@ impl CanaryRecorder {
                 recent_failures: VecDeque::new(),
                 series: CanarySeries::default(),
                 expected: ExpectedSeries::default(),
+                connect_check: ConnectCheckStatus::default(),
             }),
             trace: Mutex::new(None),
         }
@@ -332,6 +350,24 @@ impl CanaryRecorder {
         let mut s = self.lock();
         s.reconnects += 1;
         s.series.reconnect(reason);
+    }
+
+    /// Records a fresh-connection check; it never touches the held stream's state or verdict.
+    pub fn connect_check(&self, result: Result<&Duration, &Fault>, status_code: Option<u16>) {
+        let mut s = self.lock();
+        s.connect_check.checks += 1;
+        match result {
+            Ok(took) => s
+                .series
+                .connect_check
+                .observe(catalog::CANARY_CONNECT_CHECK_SECONDS, took.as_secs_f64()),
+            Err(f) => s.series.connect_check_failures.inc(f.reason.as_str()),
+        }
+        s.connect_check.last = Some(ConnectCheckResult {
+            at: SystemTime::now(),
+            status_code,
+            fault: result.err().cloned(),
+        });
     }
 
     /// Records a fault: counted, kept for `/status`, and the verdict if it is the first.

@@ -127,6 +127,8 @@ pub struct ExpectedSeries {
     pub reasons: Box<[FailureReason]>,
     /// `closes_total` exists at zero for every `close_code` value (19).
     pub closes: bool,
+    /// With `connect_check`: its failure reasons, at zero from the start (empty without).
+    pub connect_check_reasons: Box<[FailureReason]>,
 }
 
 impl ExpectedSeries {
@@ -138,6 +140,10 @@ impl ExpectedSeries {
             heartbeat_rtt: cfg.heartbeat.is_some(),
             reasons: FailureReason::possible_for(cfg).into(),
             closes: true,
+            connect_check_reasons: match cfg.connect_check {
+                Some(_) => FailureReason::possible_for(&cfg.for_connect_check()).into(),
+                None => Box::default(),
+            },
         }
     }
 }
@@ -153,6 +159,8 @@ pub struct CanarySeries {
     pub reconnects: LabelledCounts,
     pub closes: LabelledCounts,
     pub failures: LabelledCounts,
+    pub connect_check: LazyBuckets,
+    pub connect_check_failures: LabelledCounts,
 }
 
 impl CanarySeries {

@@ -10,6 +10,7 @@ use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::canary::connect_check::run_checks;
 use crate::canary::session::{run_session, SessionLimits};
 use crate::config::{CanaryConfig, Config};
 use crate::failure::FailureReason;
@@ -23,6 +24,19 @@ struct Running {
     recorder: Arc<CanaryRecorder>,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// The fresh-connection checks, with `connect_check`: a task of their own, so the held
+    /// stream's task stays small and neither waits for the other.
+    checks: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for the canary's tasks after `stop` was cancelled.
+    async fn stopped(self) {
+        let _ = self.task.await;
+        if let Some(checks) = self.checks {
+            let _ = checks.await;
+        }
+    }
 }
 
 struct Inner {
@@ -113,11 +127,20 @@ impl Daemon {
         let recorder = Arc::new(CanaryRecorder::for_canary(&cfg, Retention::Recent));
         let stop = CancellationToken::new();
         let task = tokio::spawn(hold(cfg.clone(), recorder.clone(), stop.clone()));
+        let checks = cfg.connect_check.map(|c| {
+            tokio::spawn(run_checks(
+                cfg.clone(),
+                recorder.clone(),
+                c.every,
+                stop.clone(),
+            ))
+        });
         Running {
             cfg,
             recorder,
             stop,
             task,
+            checks,
         }
     }
 
@@ -136,7 +159,7 @@ impl Daemon {
             }
         }
         for r in stopping {
-            let _ = r.task.await;
+            r.stopped().await;
         }
         let mut next = Vec::new();
         for cfg in &new.canaries {
@@ -158,7 +181,7 @@ impl Daemon {
             r.stop.cancel();
         }
         for r in running {
-            let _ = r.task.await;
+            r.stopped().await;
         }
     }
 }

@@ -8,7 +8,12 @@ use std::time::Duration;
 
 pub struct FeedProcess {
     child: Option<tokio::process::Child>,
+    /// Where the test (and Prometheus) reach it: its listen address, or on loopback the
+    /// relay into its namespace.
     pub addr: SocketAddr,
+    /// Its `--listen`.
+    pub listen: SocketAddr,
+    netns: Option<(String, wsmon_testkit::netns::Forward)>,
     bin: PathBuf,
     args: Vec<String>,
     log: PathBuf,
@@ -18,15 +23,61 @@ impl FeedProcess {
     /// Starts `feed --listen <free port> ARGS...`, logging to `<dir>/feed-<name>.log`, and
     /// waits until its `/metrics` answers.
     pub async fn start(bin: &Path, dir: &Path, name: &str, args: &[String]) -> Self {
+        let addr = super::free_local_addr();
         let mut feed = Self {
             child: None,
-            addr: super::free_local_addr(),
+            addr,
+            listen: addr,
+            netns: None,
             bin: bin.to_path_buf(),
             args: args.to_vec(),
             log: dir.join(format!("feed-{name}.log")),
         };
         feed.spawn().await;
         feed
+    }
+
+    /// [`FeedProcess::start`] inside `netns`, listening on `listen` there; reached through
+    /// a loopback relay.
+    pub async fn start_in(
+        netns: &wsmon_testkit::netns::Netns,
+        listen: SocketAddr,
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        args: &[String],
+    ) -> Self {
+        let forward = netns
+            .forward_from_loopback(listen)
+            .expect("relay into the feed's namespace");
+        let mut feed = Self {
+            child: None,
+            addr: forward.addr,
+            listen,
+            netns: Some((netns.name().to_string(), forward)),
+            bin: bin.to_path_buf(),
+            args: args.to_vec(),
+            log: dir.join(format!("feed-{name}.log")),
+        };
+        feed.spawn().await;
+        feed
+    }
+
+    /// Its PID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
+    /// SIGTERM, as a deploy drains an instance; waits (15 s at most) until it exits.
+    pub async fn sigterm(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = child.id()? as i32;
+        // SAFETY: kill has no memory preconditions; the PID is our own running child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     async fn spawn(&mut self) {
@@ -38,9 +89,17 @@ impl FeedProcess {
                 .append(true)
                 .open(&self.log)
                 .unwrap();
-            let mut child = tokio::process::Command::new(&self.bin)
+            let mut command = match &self.netns {
+                Some((ns, _)) => {
+                    let mut c = tokio::process::Command::new("ip");
+                    c.args(["netns", "exec", ns]).arg(&self.bin);
+                    c
+                }
+                None => tokio::process::Command::new(&self.bin),
+            };
+            let mut child = command
                 .arg("--listen")
-                .arg(self.addr.to_string())
+                .arg(self.listen.to_string())
                 .args(&self.args)
                 .env("RUST_LOG", "info")
                 .env("NO_COLOR", "1")
