@@ -30,8 +30,8 @@ const DETAIL_CHARS: usize = 160;
 /// One minute of one canary.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Minute {
-    /// Minutes since the Unix epoch at its start.
-    pub minute: u64,
+    /// Minutes since the Unix epoch at its start (u32 lasts until the year 10000).
+    pub minute: u32,
     /// Share of the observed time the canary was up, 0..=1.
     pub up: f32,
     /// Its most frequent failure reason, if any failed.
@@ -172,36 +172,13 @@ impl History {
         let Some(cur) = self.current.take() else {
             return;
         };
-        let worst = cur
-            .reasons
-            .iter()
-            .fold(None::<(FailureReason, u32)>, |best, &(r, n)| match best {
-                Some((_, m)) if m >= n => best,
-                _ => Some((r, n)),
-            })
-            .map(|(r, _)| r);
-        let fresh = |q: f64| {
-            (!cur.freshness.is_empty()).then(|| cur.freshness.value_at_quantile(q) as f32 / 1e3)
-        };
-        let entry = Minute {
-            minute: cur.minute,
-            up: if cur.observed_ms == 0 {
-                if self.up {
-                    1.0
-                } else {
-                    0.0
-                }
-            } else {
-                cur.up_ms as f32 / cur.observed_ms as f32
-            },
-            worst,
-            failures: cur.failures,
-            messages: cur.messages,
-            freshness_p50: fresh(0.5),
-            freshness_p99: fresh(0.99),
-        };
+        let entry = summarize(&cur, self.up);
         if self.minutes.len() == MINUTES {
             self.minutes.pop_front();
+        } else if self.minutes.len() == self.minutes.capacity() {
+            // Grow by doubling but never past the bound: a full day holds exactly MINUTES.
+            let more = self.minutes.len().clamp(16, MINUTES - self.minutes.len());
+            self.minutes.reserve_exact(more);
         }
         self.minutes.push_back(entry);
         // The next minute reuses nothing: its histogram starts empty.
@@ -274,26 +251,7 @@ impl History {
         self.roll(now);
         let mut minutes: Vec<Minute> = self.minutes.iter().copied().collect();
         if let Some(cur) = &self.current {
-            let worst = cur.reasons.first().map(|(r, _)| *r);
-            minutes.push(Minute {
-                minute: cur.minute,
-                up: if cur.observed_ms == 0 {
-                    if self.up {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                } else {
-                    cur.up_ms as f32 / cur.observed_ms as f32
-                },
-                worst,
-                failures: cur.failures,
-                messages: cur.messages,
-                freshness_p50: (!cur.freshness.is_empty())
-                    .then(|| cur.freshness.value_at_quantile(0.5) as f32 / 1e3),
-                freshness_p99: (!cur.freshness.is_empty())
-                    .then(|| cur.freshness.value_at_quantile(0.99) as f32 / 1e3),
-            });
+            minutes.push(summarize(cur, self.up));
         }
         HistoryView {
             uptime_1h: uptime(&minutes, 60),
@@ -301,6 +259,35 @@ impl History {
             minutes,
             changes: self.changes.iter().cloned().collect(),
         }
+    }
+}
+
+/// A minute's entry from what was accumulated in it; `up_now` stands for a minute with no
+/// observed time.
+fn summarize(cur: &Current, up_now: bool) -> Minute {
+    let worst = cur
+        .reasons
+        .iter()
+        .fold(None::<(FailureReason, u32)>, |best, &(r, n)| match best {
+            Some((_, m)) if m >= n => best,
+            _ => Some((r, n)),
+        })
+        .map(|(r, _)| r);
+    let fresh = |q: f64| {
+        (!cur.freshness.is_empty()).then(|| cur.freshness.value_at_quantile(q) as f32 / 1e3)
+    };
+    let up = match cur.observed_ms {
+        0 => f32::from(u8::from(up_now)),
+        observed => cur.up_ms as f32 / observed as f32,
+    };
+    Minute {
+        minute: cur.minute as u32,
+        up,
+        worst,
+        failures: cur.failures,
+        messages: cur.messages,
+        freshness_p50: fresh(0.5),
+        freshness_p99: fresh(0.99),
     }
 }
 

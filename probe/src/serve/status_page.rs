@@ -89,7 +89,7 @@ pub fn bar_class(m: &Minute) -> &'static str {
     }
 }
 
-fn hhmm(minute: u64) -> String {
+fn hhmm(minute: u32) -> String {
     format!("{:02}:{:02}", (minute / 60) % 24, minute % 60)
 }
 
