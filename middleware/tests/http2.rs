@@ -15,7 +15,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus::Registry;
-use support::{expect_value, scrape_of, wait_until, Scrape};
+use support::{assert_text_echoed, expect_value, scrape_of, wait_until, Scrape};
 use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -170,18 +170,7 @@ async fn an_h2_websocket_is_counted_as_accepted_with_its_messages_and_close() {
         s.sum("websocket_server_upgrade_duration_seconds_count", &[route]),
         1.0
     );
-    let text = [route, ("frame_type", "text")];
-    let rx = [text[0], text[1], ("direction", "receive")];
-    let tx = [text[0], text[1], ("direction", "transmit")];
-    assert_eq!(s.sum("websocket_server_messages_total", &rx), 3.0);
-    assert_eq!(s.sum("websocket_server_messages_total", &tx), 3.0);
-    assert_eq!(
-        s.sum(
-            "websocket_server_payload_bytes_total",
-            &[route, ("direction", "receive")]
-        ),
-        11.0
-    );
+    assert_text_echoed(&s, "/ws", 3.0, 11.0);
     wait_until(
         "connection unregistered",
         Duration::from_secs(5),

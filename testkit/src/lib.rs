@@ -1,7 +1,8 @@
 //! Test support shared by wsmon's test trees, each piece once: the exposition parser, the
-//! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool and an
-//! in-process OTLP receiver.
+//! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool, headless
+//! Chromium and an in-process OTLP receiver.
 
+pub mod chromium;
 pub mod eventually;
 pub mod exposition;
 pub mod feed;

@@ -178,6 +178,26 @@ where
     assert!(seen.is_some(), "timed out waiting for: {what}");
 }
 
+/// Asserts the counts of an echo of `messages` text messages of `bytes` payload bytes in
+/// all on `route`: each received once and transmitted once.
+pub fn assert_text_echoed(s: &Scrape, route: &str, messages: f64, bytes: f64) {
+    let route = ("route", route);
+    for direction in ["receive", "transmit"] {
+        let labels = [route, ("frame_type", "text"), ("direction", direction)];
+        assert_eq!(
+            s.sum("websocket_server_messages_total", &labels),
+            messages,
+            "{labels:?}"
+        );
+        let labels = [route, ("direction", direction)];
+        assert_eq!(
+            s.sum("websocket_server_payload_bytes_total", &labels),
+            bytes,
+            "{labels:?}"
+        );
+    }
+}
+
 /// Waits until the scrape value of `name{labels}` equals `expected`, then asserts it.
 pub async fn expect_value(
     scrape: impl Fn() -> Scrape,
