@@ -208,8 +208,21 @@ pub fn freshness_chart(h: &HistoryView) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // Dots too, so a single minute (a fresh daemon) is visible.
+    let dots: String = points
+        .iter()
+        .map(|p| {
+            format!(
+                r##"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="#e67e22"/><circle cx="{:.1}" cy="{:.1}" r="2.5" fill="#3b6fd6"/>"##,
+                x(p.0),
+                y(p.2),
+                x(p.0),
+                y(p.1)
+            )
+        })
+        .collect();
     format!(
-        r##"<svg class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="freshness p50 and p99 per minute against the {slo} SLO"><line class="slo" x1="0" x2="{W}" y1="{sy:.1}" y2="{sy:.1}" stroke="#c0392b" stroke-dasharray="4 3"/><text x="{tx}" y="{ty:.1}" font-size="10" fill="#c0392b" text-anchor="end">SLO {slo}</text><polyline class="p99" fill="none" stroke="#e67e22" stroke-width="1.2" points="{p99}"/><polyline class="p50" fill="none" stroke="#3b6fd6" stroke-width="1.5" points="{p50}"/></svg>"##,
+        r##"<svg class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="freshness p50 and p99 per minute against the {slo} SLO"><line class="slo" x1="0" x2="{W}" y1="{sy:.1}" y2="{sy:.1}" stroke="#c0392b" stroke-dasharray="4 3"/><text x="{tx}" y="{ty:.1}" font-size="10" fill="#c0392b" text-anchor="end">SLO {slo}</text><polyline class="p99" fill="none" stroke="#e67e22" stroke-width="1.2" points="{p99}"/><polyline class="p50" fill="none" stroke="#3b6fd6" stroke-width="1.5" points="{p50}"/>{dots}</svg>"##,
         slo = ms(FRESHNESS_SLO_SECONDS),
         sy = y(FRESHNESS_SLO_SECONDS),
         tx = W - 2.0,
