@@ -159,6 +159,45 @@ impl Hub {
         self.broadcast(Some(object))
     }
 
+    /// Moves the head on by `n` without sending anything: the next message leaves a gap of
+    /// `n` sequences (a fault control; see `faults.rs`).
+    pub(crate) fn skip_sequences(&self, n: u64) -> u64 {
+        let mut state = self.lock();
+        state.head += n;
+        self.route.set_head(state.head);
+        state.head
+    }
+
+    /// Sends the newest `n` messages again to every subscriber. Unstamped, so the writer's
+    /// replay dedup lets them through: the client sees true duplicates.
+    pub(crate) fn resend_last(&self, n: usize) -> usize {
+        let mut state = self.lock();
+        let from = state.head.saturating_sub(n as u64);
+        let again = state.history.after(from);
+        state.subscribers.retain(|(_, queue)| {
+            again.iter().all(|entry| {
+                let msg = Outbound {
+                    msg: Message::Text(entry.text.clone()),
+                    stamp: None,
+                };
+                queue.push(msg) != wsmon::queue::Pushed::Closed
+            })
+        });
+        again.len()
+    }
+
+    /// Broadcasts `n` ticks under one lock hold: faster than any consumer drains, so a
+    /// burst larger than the outbound queue overflows it. Returns the last sequence.
+    pub(crate) fn burst(&self, n: usize) -> u64 {
+        let mut state = self.lock();
+        let now = SystemTime::now();
+        for _ in 0..n {
+            let seq = state.head + 1;
+            self.fan_out(&mut state, seq, now, None);
+        }
+        state.head
+    }
+
     fn broadcast(&self, object: Option<Map<String, Value>>) -> u64 {
         let mut state = self.lock();
         let seq = state.head + 1;

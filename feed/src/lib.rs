@@ -15,9 +15,15 @@
 //! feed keeps the last [`FeedConfig::history`] messages in memory for resumes. Each connection must send
 //! its request headers within [`FeedConfig::header_read_timeout`] (see `server.rs`: a
 //! slowloris client is cut off).
+//!
+//! [`Feed::faults`] makes the running feed misbehave on purpose (stalls, gaps, duplicates,
+//! drops, evictions, oversized messages, a broken publish path): see [`faults`](self::faults),
+//! and [`admin`](self::admin) for the same controls over loopback HTTP.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod admin;
+pub mod faults;
 mod history;
 mod hub;
 pub mod redis;
@@ -33,6 +39,7 @@ use prometheus::Registry;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
+use self::faults::{FaultState, Faults};
 use self::redis::{PublishError, RedisBus};
 
 use wsmon::{Heartbeat, QueueConfig, WsMon};
@@ -112,6 +119,7 @@ pub struct Feed {
     pub(crate) hub: Hub,
     pub(crate) config: FeedConfig,
     bus: Option<Arc<RedisBus>>,
+    pub(crate) faults: FaultState,
 }
 
 /// Why a feed could not be built.
@@ -166,6 +174,7 @@ impl Feed {
             hub,
             config,
             bus,
+            faults: FaultState::default(),
         }))
     }
 
@@ -177,6 +186,11 @@ impl Feed {
     /// The broadcast hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The fault controls: off until switched on (see [`faults`](self::faults)).
+    pub fn faults(self: &Arc<Self>) -> Faults {
+        Faults::new(self.clone())
     }
 
     pub(crate) fn bus(&self) -> Option<&RedisBus> {
@@ -201,7 +215,12 @@ impl Feed {
 
     /// Publishes `object` with `seq` and `ts` added: locally, or through Redis when
     /// configured. Returns its sequence.
+    /// While [`Faults::blackhole_publishes`] is on, nothing is published and the head is
+    /// returned.
     pub async fn publish_object(&self, object: Map<String, Value>) -> Result<u64, PublishError> {
+        if self.faults.publishes_blackholed() {
+            return Ok(self.hub.head());
+        }
         match &self.bus {
             None => Ok(self.hub.publish_object(object)),
             Some(bus) => {

@@ -17,8 +17,20 @@ use wsmon_feed::{self as feed, FeedConfig};
     about = "Instrumented WebSocket broadcast feed (the wsmon demo target)",
     after_help = "Examples:\n  wsmon-feed --listen 127.0.0.1:8080 --rate 10\n  \
                   wsmon-feed --allow-origin https://app.example.com --max-message-bytes 65536\n  \
-                  wsmon-feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n\n\
-                  Endpoints: GET /ws (WebSocket; ?from=N resumes after N), POST /publish (JSON object), GET /metrics"
+                  wsmon-feed --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379 --rate 0\n  \
+                  wsmon-feed --admin-listen 127.0.0.1:9090   # then: curl -X POST 127.0.0.1:9090/faults/stall?on=true\n\n\
+                  Endpoints: GET /ws (WebSocket; ?from=N resumes after N), POST /publish (JSON object), GET /metrics\n\n\
+                  Fault controls (with --admin-listen, loopback only, off until used):\n  \
+                  GET /faults                              which faults are on\n  \
+                  POST /faults/stall?on=true|false         stop sending (sockets stay open)\n  \
+                  POST /faults/skip?n=N                    skip N sequence numbers (a gap)\n  \
+                  POST /faults/duplicate?n=N               resend the newest N messages\n  \
+                  POST /faults/first-payload-delay?ms=MS   delay new connections' first payload\n  \
+                  POST /faults/drop                        drop current connections, no close frame (1006)\n  \
+                  POST /faults/burst?n=N                   N messages at once (N > queue: evicted, 1013)\n  \
+                  POST /faults/oversized?bytes=N           one message of N bytes (1009 at a client's limit)\n  \
+                  POST /faults/blackhole-publish?on=true   /publish answers 200, delivers nothing\n  \
+                  POST /faults/clear                       switch every standing fault off"
 )]
 struct Args {
     /// Address to listen on.
@@ -59,6 +71,9 @@ struct Args {
     /// About how many messages the Redis Stream retains (XADD MAXLEN ~), with --redis.
     #[arg(long, default_value_t = 100_000)]
     stream_retention: usize,
+    /// Serve the fault controls (see below) on this loopback address; off by default.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -110,17 +125,37 @@ async fn main() -> anyhow::Result<()> {
     // OTLP export turns on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let _otlp =
         wsmon::export::otlp::spawn_from_env(&registry, "wsmon-feed", env!("CARGO_PKG_VERSION"))?;
+    if let Some(admin) = args.admin_listen {
+        // Refused before the feed starts, so a bad address never leaves a half-started feed.
+        anyhow::ensure!(
+            admin.ip().is_loopback(),
+            feed::admin::AdminError::NotLoopback(admin)
+        );
+    }
     // SIGTERM is how a deploy drains an instance: close every stream with 1001, then exit.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
-    let (addr, _feed, task) = feed::spawn(args.listen, config, &registry, async move {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = sigterm.recv() => {}
         }
+        on_signal.cancel();
+    });
+    let stopped = stop.clone();
+    let (addr, running, task) = feed::spawn(args.listen, config, &registry, async move {
+        stopped.cancelled().await
     })
     .await
     .with_context(|| format!("cannot listen on {}", args.listen))?;
+    if let Some(admin) = args.admin_listen {
+        let stopped = stop.clone();
+        let (admin, _task) =
+            feed::admin::spawn(admin, running, async move { stopped.cancelled().await }).await?;
+        tracing::info!("fault controls: http://{admin}/faults");
+    }
     tracing::info!(
         "feed listening: ws://{addr}/ws  POST http://{addr}/publish  http://{addr}/metrics"
     );

@@ -82,9 +82,13 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket, from: Option<u64>) {
     // Set once the connection is subscribed, so it can be unsubscribed however it ends.
     let subscriber = std::sync::Mutex::new(None);
 
+    let mut dropped = feed.faults.drop_watch();
+    dropped.mark_unchanged();
+    let stall = feed.faults.stall_watch();
     let writer = async {
-        if !feed.config.first_payload_delay.is_zero() {
-            tokio::time::sleep(feed.config.first_payload_delay).await;
+        let delay = feed.config.first_payload_delay + feed.faults.first_payload_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let last_sent = match from {
             None => {
@@ -113,7 +117,7 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket, from: Option<u64>) {
                 }
             },
         };
-        write_queued(&mut sink, &mut outbound, &handle, last_sent).await;
+        write_queued(&mut sink, &mut outbound, &handle, last_sent, stall).await;
     };
     // The reader runs as its own task: polled only when the socket is readable, instead of on
     // every write (tungstenite zero-fills its read buffer on each read attempt).
@@ -135,6 +139,8 @@ async fn serve_socket(feed: Arc<Feed>, socket: WebSocket, from: Option<u64>) {
     tokio::select! {
         _ = writer => reader.abort(),
         _ = &mut reader => {}
+        // The fault control: both halves are dropped with no close frame (the client sees 1006).
+        _ = dropped.changed() => reader.abort(),
     }
     if let Some(id) = subscriber.into_inner().unwrap_or_else(|e| e.into_inner()) {
         feed.hub.unsubscribe(id);
@@ -150,10 +156,23 @@ async fn write_queued(
     outbound: &mut QueueReceiver<Outbound>,
     handle: &wsmon::ConnectionHandle,
     mut last_sent: u64,
+    mut stall: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         match outbound.recv().await {
             Next::Message(item) => {
+                let stalled = *stall.borrow_and_update();
+                if stalled {
+                    // Stalled by the fault control: hold this message until resumed.
+                    tokio::select! {
+                        _ = async { let _ = stall.wait_for(|on| !*on).await; } => {}
+                        _ = outbound.evicted() => {
+                            let close = QueueReceiver::<Message>::eviction_close();
+                            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                            return;
+                        }
+                    }
+                }
                 if let Some(seq) = item.seq() {
                     if seq <= last_sent {
                         continue;

@@ -105,11 +105,22 @@ Signals: SIGTERM/SIGINT close every canary with 1001 and exit; SIGHUP reloads th
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Start the example feed in-process and a daemon with a canary against it; no config needed.
+    /// Start the example feed in-process and a daemon with a canary against it, then inject
+    /// one fault at a time and show wsmon catching each; no config needed.
     #[command(after_help = "Examples:
   wsmon-probe demo
-  wsmon-probe demo --duration 30s --listen 127.0.0.1:9477")]
+  wsmon-probe demo --rounds 1
+  wsmon-probe demo --healthy --duration 30s --listen 127.0.0.1:9477
+
+Faults, in order: stall, sequence gap, duplicates, first-payload delay, tcp drop (1006),
+slow consumer (1013), oversized message (1009), publish blackhole (e2e freshness).")]
     Demo {
+        /// No faults: a healthy feed and a live summary line per canary.
+        #[arg(long)]
+        healthy: bool,
+        /// Stop after this many rounds of faults (default: until --duration or Ctrl-C).
+        #[arg(long, value_name = "N", conflicts_with = "healthy")]
+        rounds: Option<usize>,
         /// Stop after this long (default: until Ctrl-C).
         #[arg(long, value_parser = duration)]
         duration: Option<Duration>,
@@ -278,11 +289,13 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
+            healthy,
+            rounds,
             duration,
             listen,
             feed_listen,
             every,
-        } => run_demo(duration, listen, feed_listen, every).await,
+        } => run_demo(duration, listen, feed_listen, every, healthy, rounds).await,
     }
 }
 
@@ -331,11 +344,13 @@ async fn run_demo(
     listen: SocketAddr,
     feed_listen: SocketAddr,
     every: Duration,
+    healthy: bool,
+    rounds: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let feed_registry = prometheus::Registry::new();
     let stop_feed = tokio_util::sync::CancellationToken::new();
     let stop = stop_feed.clone();
-    let (feed_addr, _feed, feed_task) = wsmon_feed::spawn(
+    let (feed_addr, feed, feed_task) = wsmon_feed::spawn(
         feed_listen,
         wsmon_feed::FeedConfig::default(),
         &feed_registry,
@@ -354,12 +369,22 @@ async fn run_demo(
     );
     let server = tokio::spawn(serve(listener, daemon.clone()));
 
-    println!("wsmon-probe demo: the example feed and a canary holding it\n");
+    if healthy {
+        println!("wsmon-probe demo: the example feed and a canary holding it\n");
+    } else {
+        println!("wsmon-probe demo: the example feed, a canary holding it, and faults to catch\n");
+    }
     println!("  feed stream     ws://{feed_addr}/ws");
     println!("  feed metrics    http://{feed_addr}/metrics");
     println!("  probe metrics   http://{local}/metrics");
     println!("  probe status    http://{local}/status");
     println!("\nThe canary publishes a nonce every second, asks for the head every 2s and pings every 2s.");
+    if !healthy {
+        println!(
+            "The feed misbehaves in {} ways, one at a time; each is caught by wsmon's own signals.",
+            demo::FAULTS.len()
+        );
+    }
     match duration {
         Some(d) => println!("Running for {:.0}s.\n", d.as_secs_f64()),
         None => println!("Ctrl-C to stop.\n"),
@@ -367,6 +392,44 @@ async fn run_demo(
 
     let started = Instant::now();
     let end = duration.map(|d| started + d);
+    if !healthy {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_stop = stop.clone();
+        let stopper = tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match end { Some(e) => tokio::time::sleep_until(e.into()).await, None => std::future::pending().await } } => {}
+            }
+            on_stop.cancel();
+        });
+        let recorder = daemon.recorders().remove(0);
+        let outcomes = demo::run_faults(
+            &recorder,
+            &feed.faults(),
+            &feed_registry,
+            started,
+            end,
+            rounds,
+            &stop,
+        )
+        .await;
+        stopper.abort();
+        feed.faults().clear();
+        println!("\n{}", demo::summary_table(&outcomes));
+        println!("status page with history: http://{local}/status");
+        daemon.shutdown().await;
+        server.abort();
+        stop_feed.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(6), feed_task).await;
+        let all = outcomes
+            .iter()
+            .all(|o| !matches!(o.result, demo::Result::Missed));
+        return Ok(if all {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let mut ticker = tokio::time::interval_at((started + every).into(), every);
     loop {
         tokio::select! {

@@ -1,6 +1,6 @@
 //! Soak: the demo set-up under churn and faults must not leak.
 //!
-//! Process A is `wsmon-probe demo` (the instrumented example feed and a canary on it). Process
+//! Process A is `wsmon-probe demo --healthy` (the instrumented example feed and a canary on it). Process
 //! B is `wsmon-probe daemon`, holding a canary on A's feed and one on a server that cycles
 //! through faults (drops, 1011, resets, silence, ping floods, exabyte headers). Meanwhile
 //! clients connect to A's feed and leave in every way (close 1000/4001, abrupt drop,
@@ -131,7 +131,7 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
     let warm_up = (total / 4).max(Duration::from_secs(20));
 
     // Process A: the demo.
-    let mut demo = spawn_bin(&["demo", "--every", "1h"], Stdio::piped());
+    let mut demo = spawn_bin(&["demo", "--healthy", "--every", "1h"], Stdio::piped());
     let demo_pid = demo.id().unwrap();
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let (mut feed_ws, mut feed_metrics) = (None, None);

@@ -121,3 +121,137 @@ async fn status_page_renders_each_canary_and_escapes_hostile_text() {
     );
     d.stop().await;
 }
+
+async fn get(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_shows_bars_uptime_and_a_timeline_with_the_drop_in_html_and_json() {
+    let feed = support::feed(20.0).await;
+    let config = format!(
+        "canaries:\n  - name: feed\n    url: ws://{}/ws\n    timestamp: {{ pointer: /ts }}\n    backoff: {{ initial: 100ms, max: 200ms }}\n",
+        feed.addr
+    );
+    let d = RunningDaemon::start(parse_config(&config)).await;
+    let json_url = format!("http://{}/status.json", d.addr);
+    let json = |body: String| serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    // Up first, then an abrupt drop by the feed's fault control.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while json(get(&json_url).await)["canaries"][0]["state"] != "up" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    feed.feed.faults().drop_connections();
+    let doc = loop {
+        let doc = json(get(&json_url).await);
+        let changes = doc["canaries"][0]["history"]["changes"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let dropped = changes
+            .iter()
+            .any(|c| c["reason"] == "closed" && c["close_code"] == 1006);
+        let back_up = changes.last().is_some_and(|c| c["to"] == "up");
+        if dropped && back_up {
+            break doc;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drop and recovery in {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let history = &doc["canaries"][0]["history"];
+    let minute = history["minutes"].as_array().unwrap().last().unwrap();
+    assert!(minute["messages"].as_u64().unwrap() > 0, "{minute}");
+    assert!(minute["failures"].as_u64().unwrap() >= 1, "{minute}");
+    assert_eq!(minute["worst"], "closed", "{minute}");
+    let up = minute["up"].as_f64().unwrap();
+    assert!(up > 0.0 && up < 1.0, "the drop costs some up time: {up}");
+    let uptime = history["uptime_1h"].as_f64().unwrap();
+    assert!(uptime > 0.0 && uptime < 1.0, "{uptime}");
+    assert!(minute["freshness_p99"].as_f64().is_some(), "{minute}");
+    assert_eq!(doc["freshness_slo_seconds"], 1.0);
+
+    let page = get(&format!("http://{}/status", d.addr)).await;
+    let section = page
+        .split(r#"<section class="history" data-canary="feed">"#)
+        .nth(1)
+        .expect("a history section for the canary");
+    // This minute had a failure: an amber (or red) bar whose title names the reason.
+    assert!(
+        section.contains(r#"<span class="bar amber" title=""#)
+            || section.contains(r#"<span class="bar red" title=""#),
+        "{section}"
+    );
+    assert!(section.contains("worst closed"), "{section}");
+    assert!(section.contains(r#"<b class="uptime-1h">"#), "{section}");
+    assert!(section.contains(r#"<svg class="chart""#), "{section}");
+    assert!(section.contains(r#"<line class="slo""#), "{section}");
+    assert!(
+        section.contains(r#"<b class="reason">closed</b>"#) && section.contains("close 1006"),
+        "the timeline shows the drop: {section}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_close_reason_in_the_timeline_and_json_stays_text() {
+    let hostile = faulty::ws(|mut ws| async move {
+        let _ = ws
+            .send(tokio_tungstenite::tungstenite::Message::text("{}"))
+            .await;
+        close_with(&mut ws, 4000, HOSTILE_CLOSE).await;
+    })
+    .await;
+    let config = format!(
+        "canaries:\n  - name: hostile\n    url: {}\n    backoff: {{ initial: 1h, max: 1h }}\n",
+        hostile.url()
+    );
+    let d = RunningDaemon::start(parse_config(&config)).await;
+    let json_url = format!("http://{}/status.json", d.addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let doc = loop {
+        let doc: serde_json::Value = serde_json::from_str(&get(&json_url).await).unwrap();
+        if doc["canaries"][0]["history"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["to"] == "backoff")
+        {
+            break doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "{doc}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let page = get(&format!("http://{}/status", d.addr)).await;
+    let section = page
+        .split(r#"<section class="history""#)
+        .nth(1)
+        .expect("a history section");
+    assert!(!section.contains("<img"), "{section}");
+    assert!(!section.contains("<script"), "{section}");
+    assert!(!section.contains("</td><"), "{section}");
+    // The close reason is shown in the timeline, as text, and carried as a string in JSON.
+    assert!(
+        section.contains(&escape_like_page(HOSTILE_CLOSE)),
+        "the close reason, escaped: {section}"
+    );
+    assert!(
+        doc["canaries"][0]["history"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["close_reason"] == HOSTILE_CLOSE && c["close_code"] == 4000),
+        "{doc}"
+    );
+    d.stop().await;
+}
+
+fn escape_like_page(s: &str) -> String {
+    wsmon_probe::serve::status_page::escape(s)
+}

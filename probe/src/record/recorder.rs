@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::CanaryConfig;
 use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
+use crate::record::history::{History, HistoryView};
 use crate::record::series::{CanarySeries, ExpectedSeries, Phase};
 use crate::record::trace::{step, AttemptTrace};
 use wsmon_catalog as catalog;
@@ -130,6 +131,8 @@ pub struct CanaryRecorder {
     status: Mutex<CanaryStatus>,
     /// The current attempt's spans, when traces are on.
     trace: Mutex<Option<AttemptTrace>>,
+    /// The 24-hour history for `/status`; locked after `status` when both are held.
+    history: Mutex<History>,
 }
 
 impl CanaryRecorder {
@@ -164,6 +167,7 @@ impl CanaryRecorder {
                 connect_check: ConnectCheckStatus::default(),
             }),
             trace: Mutex::new(None),
+            history: Mutex::new(History::new()),
         }
     }
 
@@ -192,13 +196,36 @@ impl CanaryRecorder {
         f(&self.lock())
     }
 
+    fn history_slot(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The history as of now, for `/status`.
+    pub fn history(&self) -> HistoryView {
+        self.history_slot().view(SystemTime::now())
+    }
+
+    /// Moves `s` to `to`, noting the change in the history.
+    fn transition(&self, s: &mut CanaryStatus, to: CanaryState) {
+        if s.state != to {
+            self.history_slot().state_change(
+                SystemTime::now(),
+                s.state.as_str(),
+                to.as_str(),
+                to == CanaryState::Up,
+            );
+            s.state = to;
+        }
+    }
+
     pub fn set_state(&self, state: CanaryState) {
-        self.lock().state = state;
+        let mut s = self.lock();
+        self.transition(&mut s, state);
     }
 
     pub fn begin_attempt(&self) {
         let mut s = self.lock();
-        s.state = CanaryState::Connecting;
+        self.transition(&mut s, CanaryState::Connecting);
         s.connect = ConnectPhases::default();
         s.status_code = None;
         s.upgraded = false;
@@ -247,7 +274,7 @@ impl CanaryRecorder {
         s.status_code = Some(code);
         s.upgraded = upgraded;
         if upgraded {
-            s.state = CanaryState::Up;
+            self.transition(&mut s, CanaryState::Up);
         }
     }
 
@@ -266,8 +293,10 @@ impl CanaryRecorder {
         s.messages += 1;
         s.last_message_at = Some(at);
         if s.state == CanaryState::Stalled {
-            s.state = CanaryState::Up;
+            self.transition(&mut s, CanaryState::Up);
         }
+        // One uncontended per-canary lock and a vDSO clock read per message.
+        self.history_slot().message(SystemTime::now());
         s.last_message_preview.clear();
         s.last_message_preview
             .extend(preview.chars().take(PREVIEW_CHARS));
@@ -295,6 +324,7 @@ impl CanaryRecorder {
         s.series
             .freshness
             .observe(catalog::CANARY_FRESHNESS_SECONDS, secs);
+        self.history_slot().freshness(SystemTime::now(), secs);
     }
 
     pub fn e2e(&self, took: Duration) {
@@ -330,7 +360,7 @@ impl CanaryRecorder {
         let mut s = self.lock();
         s.stalls += 1;
         if s.state == CanaryState::Up {
-            s.state = CanaryState::Stalled;
+            self.transition(&mut s, CanaryState::Stalled);
         }
     }
 
@@ -344,6 +374,7 @@ impl CanaryRecorder {
         s.close_code = Some(code);
         s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
         s.series.closes.inc(wsmon::close_code::classify(code));
+        self.history_slot().closed(code, reason);
     }
 
     pub fn reconnect(&self, reason: FailureReason) {
@@ -387,5 +418,8 @@ impl CanaryRecorder {
             fault: Fault { reason, detail },
         });
         s.series.failure(reason);
+        let detail = &s.recent_failures.back().expect("pushed above").fault.detail;
+        self.history_slot()
+            .failure(SystemTime::now(), reason, detail);
     }
 }

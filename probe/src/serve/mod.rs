@@ -17,6 +17,7 @@ pub fn router(daemon: Daemon) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/status.json", get(status_json))
         .route("/healthz", get(healthz))
         .route(
             "/",
@@ -37,8 +38,26 @@ async fn metrics(State(daemon): State<Daemon>) -> Response {
         .into_response()
 }
 
+fn snapshots(
+    daemon: &Daemon,
+) -> Vec<(
+    crate::record::recorder::CanaryStatus,
+    crate::record::history::HistoryView,
+)> {
+    daemon
+        .recorders()
+        .iter()
+        .map(|r| (r.snapshot(), r.history()))
+        .collect()
+}
+
+async fn status_json(State(daemon): State<Daemon>) -> Response {
+    let body = status_page::render_json(&snapshots(&daemon), daemon.uptime().as_secs_f64());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 async fn status(State(daemon): State<Daemon>) -> Response {
-    let snapshots: Vec<_> = daemon.recorders().iter().map(|r| r.snapshot()).collect();
+    let snapshots = snapshots(&daemon);
     let page = status_page::render(&snapshots, daemon.uptime().as_secs_f64());
     (
         [(
