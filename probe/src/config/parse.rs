@@ -533,11 +533,22 @@ impl<'a> Cx<'a> {
             .opt(&f, "publish", |n, k| self.publish(n, k))?
             .map(Box::new);
         c.resume = self.opt(&f, "resume", |n, k| {
-            let f = self.fields(n, k, &["send"])?;
-            let send = self.req(&f, "send", "a message template", |n, k| {
-                self.template(n, k, "{{last_seq}}")
+            let f = self.fields(n, k, &["send", "query"])?;
+            let send = self.opt(&f, "send", |n, k| self.template(n, k, "{{last_seq}}"))?;
+            let query = self.opt(&f, "query", |n, k| {
+                let name = self.string(n, k)?;
+                // Unreserved characters only: the name goes into the URL as it is.
+                let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+                if name.is_empty() || !name.chars().all(unreserved) {
+                    return Err(self.invalid(k, "a query parameter name of [A-Za-z0-9-._~]", n));
+                }
+                Ok(name)
             })?;
-            Ok(ResumeConfig { send })
+            match (send, query) {
+                (Some(send), None) => Ok(ResumeConfig::Send(send)),
+                (None, Some(query)) => Ok(ResumeConfig::Query(query)),
+                _ => Err(self.invalid(k, "exactly one of send or query", n)),
+            }
         })?;
         for (key, needs_sequence) in [
             ("resume", c.resume.is_some()),

@@ -1,6 +1,6 @@
 //! `check`'s output: the resolved configuration as YAML, secrets shown as `***`.
 
-use super::types::{Backoff, CanaryConfig, Config, PublishVia, TlsConfig};
+use super::types::{Backoff, CanaryConfig, Config, PublishVia, ResumeConfig, TlsConfig};
 use super::units::fmt_duration;
 
 impl Config {
@@ -163,7 +163,10 @@ fn render_canary(out: &mut String, c: &CanaryConfig) {
         line(format!("  timeout: {}", fmt_duration(p.timeout)));
     }
     if let Some(r) = &c.resume {
-        line(format!("resume: {{ send: {} }}", quote(&r.send)));
+        line(match r {
+            ResumeConfig::Send(send) => format!("resume: {{ send: {} }}", quote(send)),
+            ResumeConfig::Query(name) => format!("resume: {{ query: {} }}", quote(name)),
+        });
     }
     // The first line carries the list marker.
     out.replace_range(start..start + 4, "  - ");

@@ -203,10 +203,13 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
+/// How a canary asks to continue after its last sequence when it reconnects.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumeConfig {
-    /// Sent after a reconnect, with `{{last_seq}}` replaced by the last sequence received.
-    pub send: String,
+pub enum ResumeConfig {
+    /// Sent after a reconnect, with `{{last_seq}}` replaced.
+    Send(String),
+    /// Reconnect with `?<name>=<last_seq>` added to the URL.
+    Query(String),
 }
 
 /// One canary: a stream the prober holds and what it expects of it.

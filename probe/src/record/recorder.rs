@@ -10,6 +10,7 @@ use crate::failure::FailureReason;
 use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
 use crate::record::series::{CanarySeries, ExpectedSeries, Phase};
 use crate::record::trace::{step, AttemptTrace};
+use crate::resume::ResumeOutcome;
 use wsmon_catalog as catalog;
 
 /// Failures kept for the status page.
@@ -74,6 +75,8 @@ pub struct CanaryStatus {
     pub publishes: u64,
     pub publish_timeouts: u64,
     pub reconnects: u64,
+    /// Messages resumed connections delivered that were published before they connected.
+    pub replayed: u64,
     pub freshness: LatencyStats,
     pub e2e: LatencyStats,
     pub heartbeat_rtt: LatencyStats,
@@ -132,6 +135,7 @@ impl CanaryRecorder {
                 publishes: 0,
                 publish_timeouts: 0,
                 reconnects: 0,
+                replayed: 0,
                 freshness: LatencyStats::new(retention),
                 e2e: LatencyStats::new(retention),
                 heartbeat_rtt: LatencyStats::new(retention),
@@ -326,6 +330,16 @@ impl CanaryRecorder {
         s.close_code = Some(code);
         s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
         s.series.closes.inc(wsmon::close_code::classify(code));
+    }
+
+    /// A resumed connection was judged (see [`crate::resume`]).
+    pub fn resume(&self, outcome: ResumeOutcome) {
+        self.lock().series.resumes.inc(outcome.as_str());
+    }
+
+    /// `n` messages of a resumed connection were published before it connected.
+    pub fn replayed(&self, n: u64) {
+        self.lock().replayed += n;
     }
 
     pub fn reconnect(&self, reason: FailureReason) {

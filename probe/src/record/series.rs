@@ -106,7 +106,8 @@ impl LabelledCounts {
         }
     }
 
-    pub(crate) fn get(&self, label: &str) -> u64 {
+    /// The count for `label`, 0 if never counted.
+    pub fn get(&self, label: &str) -> u64 {
         self.0
             .iter()
             .find(|(l, _)| *l == label)
@@ -127,6 +128,10 @@ pub struct ExpectedSeries {
     pub reasons: Box<[FailureReason]>,
     /// `closes_total` exists at zero for every `close_code` value (19).
     pub closes: bool,
+    /// The canary resumes: `resumes_total` exists at zero for every outcome.
+    pub resumes: bool,
+    /// It resumes and reads timestamps, so it counts replayed messages.
+    pub replayed: bool,
 }
 
 impl ExpectedSeries {
@@ -138,6 +143,8 @@ impl ExpectedSeries {
             heartbeat_rtt: cfg.heartbeat.is_some(),
             reasons: FailureReason::possible_for(cfg).into(),
             closes: true,
+            resumes: cfg.resume.is_some(),
+            replayed: cfg.resume.is_some() && cfg.timestamp.is_some(),
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct CanarySeries {
     pub e2e: LazyBuckets,
     pub heartbeat_rtt: LazyBuckets,
     pub reconnects: LabelledCounts,
+    /// By [`crate::resume::ResumeOutcome`].
+    pub resumes: LabelledCounts,
     pub closes: LabelledCounts,
     pub failures: LabelledCounts,
 }
