@@ -1,11 +1,12 @@
 //! Test support shared by wsmon's test trees, each piece once: the exposition parser, the
-//! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool and an
-//! in-process OTLP receiver.
+//! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool, an in-process
+//! OTLP receiver, and a relay that kills connections mid-stream.
 
 pub mod eventually;
 pub mod exposition;
 pub mod feed;
 pub mod frame;
+pub mod kill_relay;
 pub mod otlp_receiver;
 pub mod ports;
 pub mod promtool;
