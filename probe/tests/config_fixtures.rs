@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wsmon_probe::config::Config;
+use wsmon_probe::config::{Config, CANARY_KEYS};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,8 +55,14 @@ fn good_config_parses_with_every_key() {
 
 #[test]
 fn every_bad_fixture_fails_with_its_exact_error() {
+    // The hint lists every canary key: today's, in this order, then any added since.
+    assert_eq!(CANARY_KEYS[..TODAYS_CANARY_KEYS.len()], *TODAYS_CANARY_KEYS);
+    let expect_unknown_key = format!(
+        "bad-unknown-key.yaml: canaries[0].heartbeet: unknown key; expected one of: {}",
+        CANARY_KEYS.join(", ")
+    );
     let cases: &[(&str, &str)] = &[
-        ("bad-unknown-key.yaml", EXPECT_UNKNOWN_KEY),
+        ("bad-unknown-key.yaml", expect_unknown_key.as_str()),
         ("bad-duration.yaml", "bad-duration.yaml: canaries[0].heartbeat.every: expected a duration like 500ms, 5s or 2m, found 15"),
         ("bad-duration-unit.yaml", "bad-duration-unit.yaml: canaries[0].heartbeat.every: expected a duration like 500ms, 5s or 2m, found \"15 parsecs\""),
         ("bad-size.yaml", "bad-size.yaml: defaults.max_message_bytes: expected a size like 64KiB or 1MiB, found \"1 megabyte\""),
@@ -67,6 +73,8 @@ fn every_bad_fixture_fails_with_its_exact_error() {
         ("bad-pointer.yaml", "bad-pointer.yaml: canaries[0].sequence.pointer: expected a JSON pointer like /seq, found \"seq\""),
         ("bad-publish-no-target.yaml", "bad-publish-no-target.yaml: canaries[0].publish.http: missing; expected one of http or ws"),
         ("bad-publish-template.yaml", "bad-publish-template.yaml: canaries[0].publish.http.body: expected a template containing {{nonce}}, found \"{}\""),
+        ("bad-resume-both.yaml", "bad-resume-both.yaml: canaries[0].resume.query: expected one of send or query, not both, found \"from\""),
+        ("bad-resume-neither.yaml", "bad-resume-neither.yaml: canaries[0].resume.send: missing; expected one of send or query"),
         ("bad-resume-without-sequence.yaml", "bad-resume-without-sequence.yaml: canaries[0].sequence: missing; expected a sequence pointer, which resume needs"),
         ("bad-backoff-order.yaml", "bad-backoff-order.yaml: defaults.backoff.max: expected backoff.max >= backoff.initial (10s), found \"1s\""),
         ("bad-no-canaries.yaml", "bad-no-canaries.yaml: canaries: expected at least one canary, found a list"),
@@ -89,6 +97,27 @@ fn every_bad_fixture_fails_with_its_exact_error() {
     }
 }
 
-const EXPECT_UNKNOWN_KEY: &str = "bad-unknown-key.yaml: canaries[0].heartbeet: unknown key; expected one of: name, url, headers, origin, subprotocols, on_open, connect_timeout, first_payload_within, max_message_bytes, max_message_rate, backoff, tls, sequence, timestamp, max_silence, heartbeat, head_check, publish, resume";
+/// The keys the unknown-key fixture's message listed when it was written.
+const TODAYS_CANARY_KEYS: &[&str] = &[
+    "name",
+    "url",
+    "headers",
+    "origin",
+    "subprotocols",
+    "on_open",
+    "connect_timeout",
+    "first_payload_within",
+    "max_message_bytes",
+    "max_message_rate",
+    "backoff",
+    "tls",
+    "sequence",
+    "timestamp",
+    "max_silence",
+    "heartbeat",
+    "head_check",
+    "publish",
+    "resume",
+];
 const EXPECT_SYNTAX: &str =
     "bad-syntax.yaml: invalid YAML at line 4, column 1: did not find expected ',' or ']'";

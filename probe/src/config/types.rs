@@ -25,6 +25,13 @@ impl TargetUrl {
         self.0.scheme()
     }
 
+    /// This URL with `name=value` added to its query (after any pairs already there).
+    pub fn with_query_pair(&self, name: &str, value: &str) -> Self {
+        let mut url = self.0.clone();
+        url.query_pairs_mut().append_pair(name, value);
+        Self(url)
+    }
+
     /// The URL with user info and query values replaced by `***`.
     pub fn redacted(&self) -> String {
         let mut url = self.0.clone();
@@ -203,8 +210,9 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
-/// How a canary asks to continue after its last sequence when it reconnects.
+/// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ResumeConfig {
     /// Sent after a reconnect, with `{{last_seq}}` replaced.
     Send(String),
@@ -278,5 +286,20 @@ pub struct Config {
 impl Config {
     pub fn canary(&self, name: &str) -> Option<&CanaryConfig> {
         self.canaries.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetUrl;
+
+    #[test]
+    fn a_query_pair_is_added_after_any_already_there() {
+        let bare = TargetUrl::parse("ws://h/ws").unwrap();
+        let with = bare.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?from=41");
+        let more = TargetUrl::parse("ws://h/ws?token=t").unwrap();
+        let with = more.with_query_pair("from", "41");
+        assert_eq!(with.expose().as_str(), "ws://h/ws?token=t&from=41");
     }
 }

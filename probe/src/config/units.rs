@@ -1,6 +1,8 @@
-//! Durations and sizes in the config's own notation, both ways.
+//! Durations, sizes and strings in the config's own notation, both ways.
 
 use std::time::Duration;
+
+use wsmon::Secret;
 
 /// Formats a duration in the config's own notation.
 pub fn fmt_duration(d: Duration) -> String {
@@ -56,4 +58,39 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => return None,
     };
     usize::try_from(value.checked_mul(mult)?).ok()
+}
+
+/// A string as `check` and error messages show it: JSON-quoted, so YAML reads it back as is.
+pub fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// Headers as `check` shows them: names as written, values (secrets) as `***`.
+pub(super) fn show_headers(headers: &[(String, Secret)]) -> String {
+    let h: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{}: {}", quote(k), quote(&v.to_string())))
+        .collect();
+    format!("{{ {} }}", h.join(", "))
+}
+
+// How `check` shows a single value; `Option` so that tables can pass them as a key's `show`.
+
+pub(super) fn show_duration(d: &Duration) -> Option<String> {
+    Some(fmt_duration(*d))
+}
+
+pub(super) fn show_quoted(s: &str) -> Option<String> {
+    Some(quote(s))
+}
+
+/// Numbers and booleans, as YAML reads them back.
+pub(super) fn show_plain(v: &impl ToString) -> Option<String> {
+    Some(v.to_string())
+}
+
+/// A list of strings, or nothing when it is empty.
+pub(super) fn show_strings(items: &[String]) -> Option<String> {
+    let s: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    (!items.is_empty()).then(|| format!("[{}]", s.join(", ")))
 }
