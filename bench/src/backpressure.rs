@@ -7,12 +7,18 @@
 //! - before: `--queue-capacity 0`, an unbounded per-connection queue;
 //! - after: the default 1024-message queue (high-water mark 768) with each overflow policy.
 //!
-//! Sampled every second: total queued bytes (`websocket_server_outbound_queue_messages` times
-//! the message size; every message has the same size), the feed's RSS, the slow-consumer gauge,
-//! and the p99 broadcast latency (publish `ts` to receive) of the healthy clients over that
-//! second. A run stops at `duration` or once RSS passes `rss_limit`, before the machine suffers.
+//! Sampled every second: the messages actually published so far (each `POST /publish` answered
+//! 200; a loaded machine publishes below `rate`, and the table says what it managed), total
+//! queued bytes (`websocket_server_outbound_queue_messages` times the message size; every
+//! message has the same size), the feed's RSS, the slow-consumer gauge, and the p99 broadcast
+//! latency (publish `ts` to receive) of the healthy clients over that second. A run stops at
+//! `duration` or once RSS passes `rss_limit`, before the machine suffers.
+//!
+//! The feed keeps only [`HISTORY`] messages for resumes, so that its RSS shows the queues and
+//! not the resume history (10,000 messages by default).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +30,12 @@ use tokio::process::Command;
 use crate::markdown::Table;
 use crate::procs;
 use crate::sys;
+
+/// The feed's resume history in these runs, in messages.
+pub const HISTORY: usize = 100;
+
+/// Publish requests in flight at once, at most.
+const PUBLISHES_IN_FLIGHT: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -69,6 +81,8 @@ pub const MODES: [Mode; 4] = [
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub at_secs: f64,
+    /// Messages published so far (answered 200).
+    pub published: u64,
     pub queued_bytes: f64,
     pub rss: u64,
     pub slow_consumers: f64,
@@ -152,6 +166,8 @@ pub async fn run_mode(mode: Mode, opts: &Options) -> anyhow::Result<RunResult> {
             "0",
             "--heartbeat-secs",
             "0",
+            "--history",
+            &HISTORY.to_string(),
         ])
         .args(["--queue-capacity", &mode.capacity.to_string()])
         .args(["--overflow", mode.overflow])
@@ -186,18 +202,36 @@ pub async fn run_mode(mode: Mode, opts: &Options) -> anyhow::Result<RunResult> {
     }
     // The publisher: a fixed rate of fixed-size objects.
     let pad = "x".repeat(opts.size.saturating_sub(60));
+    let published = Arc::new(AtomicU64::new(0));
     let publisher = {
         let http = http.clone();
         let rate = opts.rate;
+        let published = published.clone();
+        let body = format!(r#"{{"pad":"{pad}"}}"#);
+        // Publishes overlap: one at a time, a loaded machine's round trip set the rate
+        // (8/s of the 100 offered in a first run). Beyond this many in flight a tick is
+        // skipped, and the published count says so.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(PUBLISHES_IN_FLIGHT));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
-                let _ = http
-                    .post(format!("http://{addr}/publish"))
-                    .body(format!(r#"{{"pad":"{pad}"}}"#))
-                    .send()
-                    .await;
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let (http, published, body) = (http.clone(), published.clone(), body.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let sent = http
+                        .post(format!("http://{addr}/publish"))
+                        .body(body)
+                        .send()
+                        .await;
+                    if sent.is_ok_and(|r| r.status().is_success()) {
+                        published.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
             }
         })
     };
@@ -219,6 +253,7 @@ pub async fn run_mode(mode: Mode, opts: &Options) -> anyhow::Result<RunResult> {
         };
         samples.push(Sample {
             at_secs: started.elapsed().as_secs_f64(),
+            published: published.load(Ordering::Relaxed),
             queued_bytes: metric(&text, "websocket_server_outbound_queue_messages")
                 * opts.size as f64,
             rss,
@@ -276,9 +311,11 @@ pub fn report(results: &[RunResult], opts: &Options) -> String {
     let mut t = Table::new([
         "feed",
         "ran",
+        "published (messages/s)",
         "queued at end (MiB)",
         "RSS at start (MiB)",
         "RSS at end (MiB)",
+        "peak RSS (MiB)",
         "slow consumers at end",
         "slow clients disconnected",
         "p99 broadcast latency, healthy (ms)",
@@ -297,9 +334,15 @@ pub fn report(results: &[RunResult], opts: &Options) -> String {
                     ""
                 }
             ),
+            format!(
+                "{} ({:.0}/s)",
+                last.published,
+                last.published as f64 / last.at_secs.max(1.0)
+            ),
             mib(last.queued_bytes),
             mib(first.rss as f64),
             mib(last.rss as f64),
+            mib(r.samples.iter().map(|s| s.rss).max().unwrap_or(0) as f64),
             format!("{:.0}", last.slow_consumers),
             r.slow_closed.to_string(),
             r.p99_ms.map_or("-".into(), |v| format!("{v:.0}")),
@@ -307,17 +350,20 @@ pub fn report(results: &[RunResult], opts: &Options) -> String {
     }
     format!(
         "## 7. Backpressure before and after\n\n{} clients on one feed, {} of them never \
-         reading (4 KiB receive buffers); {} messages/s of {} bytes published; {} s per run, \
-         stopped early above {} MiB RSS. Before: `--queue-capacity 0` (unbounded); after: the \
-         default 1024-message queue with its high-water mark at 768, per overflow policy.\n\n{}\n\
-         RSS over time (MiB, one column per run):\n\n```text\n{}```\n\nPer-second samples \
-         (queued MiB / RSS MiB / slow consumers / healthy p99 ms):\n\n```text\n{}```\n",
+         reading (4 KiB receive buffers); {} messages/s of {} bytes offered (the published \
+         column says what the machine sustained); {} s per run, stopped early above {} MiB \
+         RSS; resume history {} messages. Before: `--queue-capacity 0` (unbounded); after: \
+         the default 1024-message queue with its high-water mark at 768, per overflow \
+         policy.\n\n{}\nRSS over time (MiB, one bar per run and sample):\n\n```text\n{}```\n\n\
+         Per-second samples (queued MiB / RSS MiB / slow consumers / healthy p99 ms):\n\n\
+         ```text\n{}```\n",
         opts.clients,
         opts.slow,
         opts.rate,
         opts.size,
         opts.duration.as_secs(),
         opts.rss_limit >> 20,
+        HISTORY,
         t.render(),
         chart(results),
         samples_text(results),

@@ -1,7 +1,7 @@
 //! The prober's per-canary families (`websocket_canary_*`), held by `wsmon-probe daemon`.
 
 use crate::buckets::{LATENCY_BUCKETS, NONE};
-use crate::label::{CANARY, CLOSE_CODE, PHASE, REASON};
+use crate::label::{CANARY, CLOSE_CODE, OUTCOME, PHASE, REASON};
 use crate::MetricDef;
 
 metric!(
@@ -145,6 +145,26 @@ metric!(
     "Reconnects by the failure_reason that ended the previous stream."
 );
 metric!(
+    CANARY_RESUMES_TOTAL,
+    "websocket_canary_resumes_total",
+    "websocket.canary.resumes",
+    "{resume}",
+    Counter,
+    [CANARY, OUTCOME],
+    NONE,
+    "Reconnects that asked to resume after the last sequence, by outcome: hit, miss, unavailable, failed or interrupted."
+);
+metric!(
+    CANARY_REPLAYED_MESSAGES_TOTAL,
+    "websocket_canary_replayed_messages_total",
+    "websocket.canary.replayed_messages",
+    "{message}",
+    Counter,
+    [CANARY],
+    NONE,
+    "Messages a resumed connection delivered that were published before it connected (by their server timestamp)."
+);
+metric!(
     CANARY_CLOSES_TOTAL,
     "websocket_canary_closes_total",
     "websocket.canary.closes",
@@ -194,6 +214,10 @@ metric!(
     NONE,
     "Canary failures by failure_reason."
 );
+
+/// The `outcome` values of [`CANARY_RESUMES_TOTAL`].
+pub const CANARY_RESUME_OUTCOMES: &[&str] =
+    &["hit", "miss", "unavailable", "failed", "interrupted"];
 
 // --- fresh-connection checks (`connect_check`): "can a new client connect right now", apart
 // from the held stream's health above. A list of its own, so the held-stream families keep
@@ -267,6 +291,8 @@ pub const CANARY_METRICS: &[&MetricDef] = &[
     CANARY_REORDERS_TOTAL,
     CANARY_STALLS_TOTAL,
     CANARY_RECONNECTS_TOTAL,
+    CANARY_RESUMES_TOTAL,
+    CANARY_REPLAYED_MESSAGES_TOTAL,
     CANARY_CLOSES_TOTAL,
     CANARY_HEARTBEAT_RTT_SECONDS,
     CANARY_HEAD_LAG_MESSAGES,

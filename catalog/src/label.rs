@@ -2,7 +2,7 @@
 
 /// Route template of the upgrade (server families).
 pub const ROUTE: &str = "route";
-/// `accepted` or `rejected` (upgrades).
+/// `accepted` or `rejected` (upgrades); a resume's outcome (`hit`, `miss`, …).
 pub const OUTCOME: &str = "outcome";
 /// HTTP status of the upgrade response.
 pub const STATUS_CODE: &str = "status_code";

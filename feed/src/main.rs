@@ -87,10 +87,12 @@ enum Overflow {
 /// high-water mark, so slow consumers are still flagged while their queues grow.
 fn queue_config(capacity: usize, policy: OverflowPolicy) -> QueueConfig {
     if capacity == 0 {
-        return QueueConfig::default()
-            .capacity(usize::MAX)
-            .capacity_bytes(usize::MAX)
-            .policy(policy);
+        // Fields, not `capacity()`: that would move the marks to 3/4 of usize::MAX (and its
+        // `* 3` overflows).
+        let mut q = QueueConfig::default().policy(policy);
+        q.capacity_messages = usize::MAX;
+        q.capacity_bytes = usize::MAX;
+        return q;
     }
     QueueConfig::default().capacity(capacity).policy(policy)
 }

@@ -82,6 +82,12 @@ pub enum FailureReason {
     PingFlood,
     /// Data messages arrived faster than the canary's `max_message_rate`.
     MessageFlood,
+    /// A resume found part of what followed its point no longer retained (`resume_miss`).
+    ResumeMiss,
+    /// A resumed connection began with a snapshot or a sequence other than the next one.
+    ResumeIgnored,
+    /// The server closed a resumed connection with 1013 `resume unavailable`.
+    ResumeUnavailable,
 }
 
 /// More pings than this within one second end the stream with `ping_flood`: a server has no
@@ -128,6 +134,9 @@ impl FailureReason {
         FailureReason::FrameTooBig,
         FailureReason::PingFlood,
         FailureReason::MessageFlood,
+        FailureReason::ResumeMiss,
+        FailureReason::ResumeIgnored,
+        FailureReason::ResumeUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +178,9 @@ impl FailureReason {
             FailureReason::FrameTooBig => "frame_too_big",
             FailureReason::PingFlood => "ping_flood",
             FailureReason::MessageFlood => "message_flood",
+            FailureReason::ResumeMiss => "resume_miss",
+            FailureReason::ResumeIgnored => "resume_ignored",
+            FailureReason::ResumeUnavailable => "resume_unavailable",
         }
     }
 
@@ -185,6 +197,8 @@ impl FailureReason {
                 | FailureReason::PublishError
                 | FailureReason::InvalidSequence
                 | FailureReason::PayloadTooDeep
+                | FailureReason::ResumeMiss
+                | FailureReason::ResumeIgnored
         )
     }
 
@@ -212,6 +226,7 @@ impl FailureReason {
                 R::PublishTimeout | R::PublishError => cfg.publish.is_some(),
                 R::HeartbeatTimeout => cfg.heartbeat.is_some(),
                 R::MessageFlood => cfg.max_message_rate.is_some(),
+                R::ResumeMiss | R::ResumeIgnored | R::ResumeUnavailable => cfg.resume.is_some(),
                 _ => true,
             })
             .collect()

@@ -34,13 +34,14 @@
 //!
 //! The modules are layers, each using only those below it: the commands (`main.rs`), what the
 //! daemon serves ([`serve`]), the run modes ([`run`]), one canary's life ([`canary`]),
-//! recording and rendering ([`record`]), the I/O-free measurement core ([`measure`]) with its
-//! [`failure`] reasons, and the [`config`].
+//! recording and rendering ([`record`]), the I/O-free measurement core ([`measure`], and the
+//! [`resume`] rules) with its [`failure`] reasons, and the [`config`].
 
 pub mod canary;
 pub mod config;
 pub mod failure;
 pub mod measure;
 pub mod record;
+pub mod resume;
 pub mod run;
 pub mod serve;

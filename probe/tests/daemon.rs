@@ -390,6 +390,9 @@ async fn a_healthy_daemon_exports_its_failure_reconnect_and_close_series_at_zero
             "websocket_canary_e2e_seconds",
             "websocket_canary_heartbeat_rtt_seconds",
             "websocket_canary_head_lag_messages",
+            // Only canaries with `resume` have these.
+            "websocket_canary_resumes_total",
+            "websocket_canary_replayed_messages_total",
         ];
         if !optional.contains(&def.name) {
             assert!(

@@ -25,6 +25,7 @@ fn feed_yaml(addr: std::net::SocketAddr) -> String {
       every: 200ms
       match: /nonce
       timeout: 2s
+    resume: {{ query: from }}
 "#
     )
 }
@@ -67,6 +68,13 @@ async fn once_against_the_feed_passes_with_e2e_head_lag_and_heartbeat() {
     );
     assert_eq!(v["publish_timeouts"], 0, "{v}");
     assert!(v["messages"].as_u64().unwrap() > 10, "{v}");
+    // One connection, so nothing to resume yet; the report still has the counts.
+    assert_eq!(
+        v["resumes"],
+        serde_json::json!({"hit": 0, "miss": 0, "unavailable": 0, "failed": 0, "interrupted": 0}),
+        "{v}"
+    );
+    assert_eq!(v["replayed_messages"], 0, "{v}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Test support shared by wsmon's test trees, each piece once: the exposition parser, the
 //! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool, headless
-//! Chromium and an in-process OTLP receiver; real nginx and HAProxy, and network namespaces
-//! with their faults.
+//! Chromium, an in-process OTLP receiver, a relay that kills connections mid-stream; real
+//! nginx and HAProxy, and network namespaces with their faults.
 
 pub mod chromium;
 pub mod daemon;
@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod feed;
 pub mod frame;
 pub mod haproxy;
+pub mod kill_relay;
 pub mod netns;
 pub mod nginx;
 pub mod otlp_receiver;

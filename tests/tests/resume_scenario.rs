@@ -6,12 +6,15 @@
 //! no close frame, whatever was in flight is lost), waits until more has been published, and
 //! reconnects alternately to A and B with `?from=<last sequence seen>`. Halfway through, B is
 //! `kill -9`'d and restarted on the same port. One client is Python `websockets`
-//! (`tests/fixtures/resume_client.py`).
+//! (`tests/fixtures/resume_client.py`). The prober daemon holds a resume canary
+//! (`resume: { query: from }`) through a relay that kills its connection every 1 to 2 s and
+//! dials B and A in turn.
 //!
 //! Result: every client receives every published sequence after its first snapshot exactly
 //! once and in order (zero missed, zero duplicates, zero reorders), and the feeds count the
-//! resumes as hits and the replayed messages. Control: the same run reconnecting without
-//! `from` loses messages, so the check can fail.
+//! resumes as hits and the replayed messages. The canary's `/metrics` shows zero missed,
+//! duplicated or reordered messages, and one resume outcome per reconnect. Control: the same
+//! run reconnecting without `from` loses messages, so the check can fail.
 //!
 //! `cargo test -p wsmon-tests --test resume_scenario -- --nocapture` prints the figures.
 
@@ -27,8 +30,10 @@ use serde_json::Value;
 use support::binaries;
 use support::exposition::scrape;
 use support::feed_process::FeedProcess;
+use support::prober::ProberDaemon;
 use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
+use wsmon_testkit::kill_relay::KillRelay;
 use wsmon_testkit::redis::RedisServer;
 
 /// Publishing rate, through A.
@@ -413,6 +418,75 @@ fn report(title: &str, r: &RunResult) -> Vec<Verdict> {
         .collect()
 }
 
+/// The prober's resume canary went through the kills without a miss, duplicate or reorder,
+/// and judged every reconnect once: `resumes_total` sums to `reconnects_total`. Returns
+/// that sum.
+async fn check_prober_canary(
+    http: &reqwest::Client,
+    prober: &ProberDaemon,
+    published: usize,
+) -> f64 {
+    let c = [("canary", "resume")];
+    // It catches up after the last kill; a reconnect's outcome follows its first message.
+    let settled = support::eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let s = scrape(http, prober.addr).await?;
+            let resumes = s.sum("websocket_canary_resumes_total", &c);
+            let reconnects = s.sum("websocket_canary_reconnects_total", &c);
+            (s.sum("websocket_canary_messages_total", &c) >= published as f64
+                && resumes == reconnects)
+                .then_some(s)
+        },
+    )
+    .await;
+    let s = settled.unwrap_or_else(|| {
+        panic!(
+            "the canary never caught up with resumes matching reconnects:\n{}",
+            std::fs::read_to_string(&prober.log).unwrap_or_default()
+        )
+    });
+    let outcome = |o: &str| {
+        s.sum(
+            "websocket_canary_resumes_total",
+            &[("canary", "resume"), ("outcome", o)],
+        )
+    };
+    let reconnects = s.sum("websocket_canary_reconnects_total", &c);
+    println!(
+        "prober canary: {reconnects} reconnects; resumes: {} hit, {} miss, {} unavailable, {} failed, {} interrupted; {} replayed",
+        outcome("hit"),
+        outcome("miss"),
+        outcome("unavailable"),
+        outcome("failed"),
+        outcome("interrupted"),
+        s.sum("websocket_canary_replayed_messages_total", &c)
+    );
+    for name in [
+        "websocket_canary_missed_messages_total",
+        "websocket_canary_sequence_gaps_total",
+        "websocket_canary_duplicates_total",
+        "websocket_canary_reorders_total",
+    ] {
+        assert_eq!(s.sum(name, &c), 0.0, "the resume canary's {name}");
+    }
+    assert!(
+        outcome("hit") >= 5.0,
+        "the canary's connections were killed and resumed"
+    );
+    assert_eq!(
+        outcome("miss") + outcome("failed"),
+        0.0,
+        "every resume was honoured"
+    );
+    assert!(
+        s.sum("websocket_canary_replayed_messages_total", &c) > 0.0,
+        "the replays were counted"
+    );
+    reconnects
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_clients_receive_every_message_once_in_order_through_connection_kills_and_kill_9()
 {
@@ -422,6 +496,20 @@ async fn resuming_clients_receive_every_message_once_in_order_through_connection
     let a = FeedProcess::start(&feed_bin, dir.path(), "a", &feed_args(&redis)).await;
     let mut b = FeedProcess::start(&feed_bin, dir.path(), "b", &feed_args(&redis)).await;
     let http = reqwest::Client::new();
+
+    // The prober's resume canary, through the same kills: B first, A when B is down.
+    let relay = KillRelay::start(vec![b.addr, a.addr]).await;
+    relay.kill_every(Duration::from_millis(1000), Duration::from_millis(2000));
+    let prober = ProberDaemon::start(
+        &binaries::wsmon_probe(),
+        dir.path(),
+        &format!(
+            "  - name: resume\n    url: {}\n    sequence: {{ pointer: /seq }}\n    \
+             timestamp: {{ pointer: /ts, unit: ms }}\n    resume: {{ query: from }}\n",
+            relay.ws_url()
+        ),
+    )
+    .await;
 
     // --- with ?from= ---
     let resumed = run(Mode::Resume, a.addr, &mut b, RESUME_RUN).await;
@@ -451,6 +539,10 @@ async fn resuming_clients_receive_every_message_once_in_order_through_connection
             c.reconnects
         );
     }
+    // The canary settles first: its resumes reach the feeds too.
+    let canary_resumes = check_prober_canary(&http, &prober, published.len()).await;
+    prober.stop().await;
+    drop(relay);
     // The feeds counted the resumes as hits and replayed what the clients missed.
     let (sa, sb) = (
         scrape(&http, a.addr).await.expect("A serves /metrics"),
@@ -469,8 +561,8 @@ async fn resuming_clients_receive_every_message_once_in_order_through_connection
     );
     assert_eq!(misses, 0.0, "no resume missed");
     assert!(
-        hits >= (reconnects / 3) as f64 && hits <= reconnects as f64,
-        "resume hits ({hits}) must match the clients' reconnects ({reconnects}, B's share before its restart lost)"
+        hits >= (reconnects / 3) as f64 && hits <= reconnects as f64 + canary_resumes,
+        "resume hits ({hits}) must match the clients' reconnects ({reconnects}, B's share before its restart lost) and the canary's {canary_resumes} resumes"
     );
     assert!(
         replayed > 0.0,

@@ -34,7 +34,15 @@ pub const USER_AGENT: &str = concat!("wsmon-probe/", env!("CARGO_PKG_VERSION"));
 
 /// Connects, timing each phase, and returns the upgraded socket.
 pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket, Fault> {
-    let url = cfg.url.expose();
+    connect_to(cfg, cfg.url.expose(), rec).await
+}
+
+/// As [`connect`], to `url` instead of the canary's own (a resume adds its query parameter).
+pub async fn connect_to(
+    cfg: &CanaryConfig,
+    url: &url::Url,
+    rec: &CanaryRecorder,
+) -> Result<Socket, Fault> {
     let host = url
         .host_str()
         .ok_or_else(|| Fault::new(FailureReason::Dns, "URL has no host"))?
@@ -74,7 +82,7 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
     let _ = tcp.set_nodelay(true);
     rec.phase(Phase::Tcp, started.elapsed());
 
-    let stream: Box<dyn Io> = if cfg.url.scheme() == "wss" {
+    let stream: Box<dyn Io> = if url.scheme() == "wss" {
         let started = Instant::now();
         let tls = tls::connector(&cfg.tls)?;
         let server_name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| {
@@ -110,7 +118,7 @@ pub async fn connect(cfg: &CanaryConfig, rec: &CanaryRecorder) -> Result<Socket,
         .await
         .expect("the handshake semaphore is never closed");
     let started = Instant::now();
-    let request = upgrade_request(cfg)?;
+    let request = upgrade_request(cfg, url)?;
     let mut ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     ws_config.max_message_size = Some(cfg.max_message_bytes);
     // One byte more for frames, so that `on_error` can tell a frame header refused outright
@@ -185,19 +193,14 @@ async fn connect_tcp(addrs: &[std::net::SocketAddr], limit: Duration) -> Result<
     Err(Fault::new(reason, format!("TCP connect to {addr}: {e}")))
 }
 
-fn upgrade_request(cfg: &CanaryConfig) -> Result<http::Request<()>, Fault> {
+fn upgrade_request(cfg: &CanaryConfig, url: &url::Url) -> Result<http::Request<()>, Fault> {
     let bad = |e: &dyn std::fmt::Display| {
         Fault::new(
             FailureReason::HandshakeError,
             format!("building the upgrade request: {e}"),
         )
     };
-    let mut request = cfg
-        .url
-        .expose()
-        .as_str()
-        .into_client_request()
-        .map_err(|e| bad(&e))?;
+    let mut request = url.as_str().into_client_request().map_err(|e| bad(&e))?;
     let headers = request.headers_mut();
     for (name, value) in &cfg.headers {
         let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;

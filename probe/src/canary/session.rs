@@ -10,15 +10,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::dial::connect;
+use crate::canary::dial::connect_to;
 use crate::canary::io::{close, send, Socket};
 use crate::canary::publish::{PublishFailure, Publisher};
 use crate::config::{CanaryConfig, ResumeConfig};
 use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
 use crate::measure::{
-    self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceTracker, StallDetector,
+    self, Fault, JsonRefusal, NonceTracker, RateLimit, SequenceDelta, SequenceTracker,
+    StallDetector,
 };
 use crate::record::recorder::{CanaryRecorder, CanaryState};
+use crate::resume::{self, FirstMessage, ResumeOutcome};
 
 /// Why a session returned.
 #[derive(Debug, Clone)]
@@ -51,10 +53,17 @@ pub async fn run_session(
     limits: &SessionLimits,
 ) -> SessionEnd {
     rec.begin_attempt();
+    // With `resume`, every connection after the first data continues from the last sequence.
+    let resume_from = cfg.resume.as_ref().and(tracker.last());
+    let url = match (&cfg.resume, resume_from) {
+        (Some(ResumeConfig::Query(name)), Some(last)) => {
+            std::borrow::Cow::Owned(resume::url_with(cfg.url.expose(), name, last))
+        }
+        _ => std::borrow::Cow::Borrowed(cfg.url.expose()),
+    };
     // Boxed: connecting (TLS and upgrade in flight) is the largest state by far, and inline it
     // would stay part of every held canary's task for the stream's whole life.
-    let last = tracker.last();
-    let mut ws = match Box::pin(connect_unless_stopped(cfg, last, rec, limits)).await {
+    let mut ws = match Box::pin(connect_unless_stopped(cfg, &url, rec, limits)).await {
         Some(Ok(ws)) => ws,
         Some(Err(f)) => {
             rec.fault(f.reason, f.detail.clone());
@@ -70,8 +79,19 @@ pub async fn run_session(
             }
         }
     };
-    let mut session = Session::new(cfg, rec, Instant::now());
+    let mut session = Session::new(cfg, rec, Instant::now(), resume_from);
     let end = session.run(&mut ws, tracker, limits).await;
+    if session.resuming.is_some() {
+        let unavailable = end
+            .fault
+            .as_ref()
+            .is_some_and(|f| f.reason == FailureReason::ResumeUnavailable);
+        rec.resume(if unavailable {
+            ResumeOutcome::Unavailable
+        } else {
+            ResumeOutcome::Interrupted
+        });
+    }
     // Without resume nothing can fill the pending gaps any more: confirm them now.
     if cfg.resume.is_none() {
         rec.sequence(tracker.flush());
@@ -85,28 +105,15 @@ pub async fn run_session(
     end
 }
 
-/// Connects, or returns `None` if `limits` say stop first. `last` is the last sequence
-/// received before this connection, if any.
+/// Connects, or returns `None` if `limits` say stop first.
 async fn connect_unless_stopped(
     cfg: &CanaryConfig,
-    last: Option<u64>,
+    url: &url::Url,
     rec: &CanaryRecorder,
     limits: &SessionLimits,
 ) -> Option<Result<Socket, Fault>> {
-    // Resuming by query: the reconnect URL itself carries the last sequence received.
-    let resumed;
-    let cfg = match (&cfg.resume, last) {
-        (Some(ResumeConfig::Query(name)), Some(last)) => {
-            resumed = CanaryConfig {
-                url: cfg.url.with_query_pair(name, &last.to_string()),
-                ..cfg.clone()
-            };
-            &resumed
-        }
-        _ => cfg,
-    };
     tokio::select! {
-        r = connect(cfg, rec) => Some(r),
+        r = connect_to(cfg, url, rec) => Some(r),
         _ = limits.shutdown.cancelled() => None,
         _ = sleep_or_never(limits.until) => None,
     }
@@ -141,10 +148,20 @@ struct Session<'a> {
     messages: Option<RateLimit>,
     reported_invalid_sequence: bool,
     reported_too_deep: bool,
+    /// The resume point this connection continues from, until its first telling message.
+    resuming: Option<u64>,
+    /// The resumed connection's upgrade, until a message published after it arrives: the
+    /// messages before that were replayed.
+    replay_since: Option<SystemTime>,
 }
 
 impl<'a> Session<'a> {
-    fn new(cfg: &'a CanaryConfig, rec: &'a CanaryRecorder, now: Instant) -> Self {
+    fn new(
+        cfg: &'a CanaryConfig,
+        rec: &'a CanaryRecorder,
+        now: Instant,
+        resuming: Option<u64>,
+    ) -> Self {
         Self {
             cfg,
             rec,
@@ -176,6 +193,10 @@ impl<'a> Session<'a> {
             messages: cfg.max_message_rate.map(|r| RateLimit::new(r, now)),
             reported_invalid_sequence: false,
             reported_too_deep: false,
+            resuming,
+            replay_since: resuming
+                .and(cfg.timestamp.as_ref())
+                .map(|_| SystemTime::now()),
         }
     }
 
@@ -227,15 +248,15 @@ impl<'a> Session<'a> {
                 return self.end(Some(f));
             }
         }
-        match (&self.cfg.resume, tracker.last()) {
+        match (&self.cfg.resume, self.resuming) {
             (Some(ResumeConfig::Send(template)), Some(last)) => {
                 let text = template.replace("{{last_seq}}", &last.to_string());
                 if let Err(f) = Box::pin(send(ws, Message::text(text), write_limit)).await {
                     return self.end(Some(f));
                 }
             }
-            // Asked for in the URL already, when connecting.
-            (Some(_), Some(_)) => {}
+            // The URL already carried the resume point.
+            (Some(ResumeConfig::Query(_)), Some(_)) => {}
             _ => self.rec.sequence(tracker.new_baseline()),
         }
         loop {
@@ -438,6 +459,14 @@ impl<'a> Session<'a> {
                         format!("the server sent more frames after closing with {code}"),
                     ))));
                 }
+                if let Some(from) = self.resuming {
+                    if resume::is_unavailable(code, &reason) {
+                        return Some(self.end(Some(Fault::new(
+                            FailureReason::ResumeUnavailable,
+                            format!("the server closed with {code} {reason:?}; the canary retries from {from}"),
+                        ))));
+                    }
+                }
                 let detail = if reason.is_empty() {
                     format!("the server closed the stream with {code}")
                 } else {
@@ -503,6 +532,17 @@ impl<'a> Session<'a> {
         if self.take_head_reply(&value, tracker) {
             return None;
         }
+        if self.judge_resume(&value, tracker) {
+            return None;
+        }
+        if let (Some(since), Some(ts)) = (self.replay_since, &self.cfg.timestamp) {
+            match measure::freshness_seconds(since, &value, &ts.pointer, ts.unit) {
+                Some(age) if age > 0.0 => self.rec.replayed(1),
+                // Published after the upgrade: live from here on.
+                Some(_) => self.replay_since = None,
+                None => {}
+            }
+        }
         if let Some(p) = &self.cfg.publish {
             if let Some(nonce) = measure::text_at(&value, &p.match_pointer) {
                 if let Some(took) = self.nonces.observe(&nonce, received) {
@@ -547,6 +587,69 @@ impl<'a> Session<'a> {
             }
         }
         None
+    }
+
+    /// Judges a resumed connection by its first telling message (see [`crate::resume`]);
+    /// true when `value` is no part of the sequence (a snapshot or a `resume_miss`).
+    fn judge_resume(&mut self, value: &Value, tracker: &mut SequenceTracker) -> bool {
+        let (Some(from), Some(seq_cfg)) = (self.resuming, &self.cfg.sequence) else {
+            return false;
+        };
+        let verdict = resume::judge(value, &seq_cfg.pointer, from);
+        if verdict != FirstMessage::Undecided {
+            self.resuming = None;
+        }
+        match verdict {
+            FirstMessage::Undecided => false,
+            FirstMessage::Next => {
+                self.rec.resume(ResumeOutcome::Hit);
+                false
+            }
+            FirstMessage::Miss { oldest, lost } => {
+                self.rec.resume(ResumeOutcome::Miss);
+                // The stream goes on from `oldest`: that is the next sequence, not a gap.
+                self.rec.sequence(tracker.new_baseline());
+                if let Some(before) = oldest.checked_sub(1) {
+                    tracker.observe(before);
+                }
+                if lost > 0 {
+                    self.rec.sequence(SequenceDelta {
+                        gaps: 1,
+                        missed: lost,
+                        ..SequenceDelta::default()
+                    });
+                }
+                self.rec.fault(
+                    FailureReason::ResumeMiss,
+                    format!("resumed from {from}, the server no longer had {lost} message(s) before {oldest}"),
+                );
+                true
+            }
+            FirstMessage::Snapshot => {
+                self.rec.resume(ResumeOutcome::Failed);
+                self.rec.fault(
+                    FailureReason::ResumeIgnored,
+                    format!(
+                        "resumed from {from}, the server sent a snapshot instead of the replay"
+                    ),
+                );
+                true
+            }
+            FirstMessage::Elsewhere => {
+                self.rec.resume(ResumeOutcome::Failed);
+                let at = measure::sequence_at(value, &seq_cfg.pointer)
+                    .ok()
+                    .flatten()
+                    .map_or("a resume_miss for another point".to_string(), |s| {
+                        format!("sequence {s}")
+                    });
+                self.rec.fault(
+                    FailureReason::ResumeIgnored,
+                    format!("resumed from {from}, the stream continued at {at}"),
+                );
+                false
+            }
+        }
     }
 
     /// Takes `value` as the head check reply if one is pending and it matches.

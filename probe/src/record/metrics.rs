@@ -209,6 +209,15 @@ impl Families {
             &s.series.reconnects,
             stream_ends,
         );
+        let outcomes =
+            CANARY_RESUME_OUTCOMES
+                .iter()
+                .copied()
+                .take(if x.resumes { usize::MAX } else { 0 });
+        self.by_label(CANARY_RESUMES_TOTAL, name, &s.series.resumes, outcomes);
+        if x.replayed || s.replayed > 0 {
+            self.counter(CANARY_REPLAYED_MESSAGES_TOTAL, &l, s.replayed);
+        }
         self.by_label(CANARY_CLOSES_TOTAL, name, &s.series.closes, closes);
         self.by_label(CANARY_FAILURES_TOTAL, name, &s.series.failures, reasons);
         if !x.connect_check_reasons.is_empty() {

@@ -11,6 +11,7 @@ use crate::measure::{Fault, LatencyStats, Retention, SequenceDelta, Verdict};
 use crate::record::history::{History, HistoryView};
 use crate::record::series::{CanarySeries, ExpectedSeries, Phase};
 use crate::record::trace::{step, AttemptTrace};
+use crate::resume::ResumeOutcome;
 use wsmon_catalog as catalog;
 
 /// Failures kept for the status page.
@@ -75,6 +76,8 @@ pub struct CanaryStatus {
     pub publishes: u64,
     pub publish_timeouts: u64,
     pub reconnects: u64,
+    /// Messages resumed connections delivered that were published before they connected.
+    pub replayed: u64,
     pub freshness: LatencyStats,
     pub e2e: LatencyStats,
     pub heartbeat_rtt: LatencyStats,
@@ -152,6 +155,7 @@ impl CanaryRecorder {
                 publishes: 0,
                 publish_timeouts: 0,
                 reconnects: 0,
+                replayed: 0,
                 freshness: LatencyStats::new(retention),
                 e2e: LatencyStats::new(retention),
                 heartbeat_rtt: LatencyStats::new(retention),
@@ -375,6 +379,16 @@ impl CanaryRecorder {
         s.close_reason = reason.chars().take(PREVIEW_CHARS).collect();
         s.series.closes.inc(wsmon::close_code::classify(code));
         self.history_slot().closed(code, reason);
+    }
+
+    /// A resumed connection was judged (see [`crate::resume`]).
+    pub fn resume(&self, outcome: ResumeOutcome) {
+        self.lock().series.resumes.inc(outcome.as_str());
+    }
+
+    /// `n` messages of a resumed connection were published before it connected.
+    pub fn replayed(&self, n: u64) {
+        self.lock().replayed += n;
     }
 
     pub fn reconnect(&self, reason: FailureReason) {

@@ -106,7 +106,8 @@ impl LabelledCounts {
         }
     }
 
-    pub(crate) fn get(&self, label: &str) -> u64 {
+    /// The count for `label`, 0 if never counted.
+    pub fn get(&self, label: &str) -> u64 {
         self.0
             .iter()
             .find(|(l, _)| *l == label)
@@ -129,6 +130,10 @@ pub struct ExpectedSeries {
     pub closes: bool,
     /// With `connect_check`: its failure reasons, at zero from the start (empty without).
     pub connect_check_reasons: Box<[FailureReason]>,
+    /// The canary resumes: `resumes_total` exists at zero for every outcome.
+    pub resumes: bool,
+    /// It resumes and reads timestamps, so it counts replayed messages.
+    pub replayed: bool,
 }
 
 impl ExpectedSeries {
@@ -144,6 +149,8 @@ impl ExpectedSeries {
                 Some(_) => FailureReason::possible_for(&cfg.for_connect_check()).into(),
                 None => Box::default(),
             },
+            resumes: cfg.resume.is_some(),
+            replayed: cfg.resume.is_some() && cfg.timestamp.is_some(),
         }
     }
 }
@@ -157,6 +164,8 @@ pub struct CanarySeries {
     pub e2e: LazyBuckets,
     pub heartbeat_rtt: LazyBuckets,
     pub reconnects: LabelledCounts,
+    /// By [`crate::resume::ResumeOutcome`].
+    pub resumes: LabelledCounts,
     pub closes: LabelledCounts,
     pub failures: LabelledCounts,
     pub connect_check: LazyBuckets,

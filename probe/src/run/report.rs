@@ -7,6 +7,8 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 
 use crate::measure::LatencySummary;
+use crate::record::recorder::CanaryStatus;
+use crate::resume::ResumeOutcome;
 use crate::run::once::CanaryRun;
 
 /// Errors writing a report somewhere other than stdout.
@@ -57,7 +59,26 @@ pub fn json(run: &CanaryRun) -> Value {
         "head_lag_messages": s.head_lag,
         "close_code": s.close_code,
         "reconnects": s.reconnects,
+        "resumes": resumes(s),
+        "replayed_messages": s.expected.replayed.then_some(s.replayed),
     })
+}
+
+/// Resumes by outcome, every outcome present; `null` for a canary without `resume`.
+fn resumes(s: &CanaryStatus) -> Value {
+    if !s.expected.resumes {
+        return Value::Null;
+    }
+    ResumeOutcome::ALL
+        .iter()
+        .map(|o| {
+            (
+                o.as_str().to_string(),
+                s.series.resumes.get(o.as_str()).into(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// `--format json`: one object per canary, one per line.
@@ -128,6 +149,20 @@ pub fn text(runs: &[CanaryRun]) -> String {
             "  head lag       {}\n",
             s.head_lag.map_or("-".into(), |l| format!("{l} messages"))
         ));
+        if s.expected.resumes {
+            let counts: Vec<String> = ResumeOutcome::ALL
+                .iter()
+                .map(|o| format!("{} {}", o.as_str(), s.series.resumes.get(o.as_str())))
+                .collect();
+            let replayed = match s.expected.replayed {
+                true => format!("  (replayed {})", s.replayed),
+                false => String::new(),
+            };
+            out.push_str(&format!(
+                "  resumes        {}{replayed}\n",
+                counts.join("  ")
+            ));
+        }
         if let Some(code) = s.close_code {
             out.push_str(&format!("  closed         {code} {}\n", s.close_reason));
         }
