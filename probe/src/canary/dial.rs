@@ -244,7 +244,8 @@ mod tests {
 
     #[test]
     fn every_upgrade_says_it_is_wsmon_probe_with_its_version() {
-        let request = upgrade_request(&canary()).unwrap();
+        let cfg = canary();
+        let request = upgrade_request(&cfg, cfg.url.expose()).unwrap();
         let ua = request.headers().get(http::header::USER_AGENT).unwrap();
         assert_eq!(
             ua.to_str().unwrap(),
@@ -257,7 +258,7 @@ mod tests {
         let mut cfg = canary();
         cfg.headers
             .push(("User-Agent".into(), Secret::new("my-canary/2")));
-        let request = upgrade_request(&cfg).unwrap();
+        let request = upgrade_request(&cfg, cfg.url.expose()).unwrap();
         let all: Vec<_> = request
             .headers()
             .get_all(http::header::USER_AGENT)
