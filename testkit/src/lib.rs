@@ -1,7 +1,9 @@
 //! Test support shared by wsmon's test trees, each piece once: the exposition parser, the
-//! feed and Redis harnesses, free ports, `eventually`, raw frames, promtool and an
-//! in-process OTLP receiver.
+//! feed, prober daemon and Redis harnesses, the fully equipped canary, free ports,
+//! `eventually`, raw frames, promtool and an in-process OTLP receiver.
 
+pub mod canary;
+pub mod daemon;
 pub mod eventually;
 pub mod exposition;
 pub mod feed;
