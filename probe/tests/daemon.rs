@@ -375,6 +375,12 @@ async fn a_healthy_daemon_exports_its_failure_reconnect_and_close_series_at_zero
             "{name}{{{labels}}}:\n{m}"
         );
     }
+    // One zero series for the closes, not one per close code: 1006 only, until others occur.
+    let closes: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with(r#"websocket_canary_closes_total{canary="h""#))
+        .collect();
+    assert_eq!(closes.len(), 1, "{closes:?}");
     // A check the canary does not have gets no series: the count stays bounded by the config.
     assert_eq!(
         sample(

@@ -288,10 +288,7 @@ async fn a_server_that_never_answers_the_handshake_is_handshake_timeout() {
 
 #[tokio::test]
 async fn a_refused_connection_is_connect_refused() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = wsmon_testkit::free_port();
     let config = yaml(&format!("ws://127.0.0.1:{port}/ws"), "");
     let (code, v) = once_json(&config, "5s").await;
     assert_eq!(code, 1);

@@ -7,26 +7,18 @@ use std::time::Duration;
 
 use support::{once_json, parse_config, sample, RunningDaemon};
 use wsmon_catalog as catalog;
+use wsmon_testkit::canary::{equipped_canary, Pace};
 
 fn feed_yaml(addr: std::net::SocketAddr) -> String {
+    let pace = Pace {
+        every: "300ms",
+        timeout: "2s",
+        max_silence: "2s",
+    };
+    // The happy path also resumes by URL, as the feed offers.
     format!(
-        r#"canaries:
-  - name: feed
-    url: ws://{addr}/ws
-    connect_timeout: 2s
-    first_payload_within: 2s
-    sequence: {{ pointer: /seq }}
-    timestamp: {{ pointer: /ts, unit: ms }}
-    max_silence: 2s
-    heartbeat: {{ every: 300ms, timeout: 2s }}
-    head_check: {{ send: '{{"op":"head"}}', match: {{ pointer: /type, equals: head }}, pointer: /seq, every: 300ms, timeout: 2s }}
-    publish:
-      http: {{ url: http://{addr}/publish, method: POST, body: '{{"nonce":"{{{{nonce}}}}"}}' }}
-      every: 200ms
-      match: /nonce
-      timeout: 2s
-    resume: {{ query: from }}
-"#
+        "canaries:\n{}    resume: {{ query: from }}\n",
+        equipped_canary("feed", addr, pace)
     )
 }
 

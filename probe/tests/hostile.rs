@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::hostile::{self, frame, seq_frame, CLOSE, CONTINUATION, FIN, PING, RSV1, TEXT};
 use support::tls::{Leaf, Pki};
-use support::{faulty, once_run, sample, DaemonProcess, OnceRun};
+use support::{daemon_process, faulty, once_run, sample, OnceRun};
 use wsmon_probe::failure::FailureReason;
 
 /// Every hostile case and the reason the prober must give it: one reason per case.
@@ -385,10 +385,7 @@ async fn a_name_under_the_invalid_tld_is_dns() {
 
 #[tokio::test]
 async fn a_closed_port_is_connect_refused() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = wsmon_testkit::free_port();
     let url = format!("ws://127.0.0.1:{port}/ws");
     plain("connection refused", &url, CONNECT_TIMEOUT).await;
 }
@@ -465,7 +462,7 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
             "  - name: {name}\n    url: {url}\n    max_message_rate: 1000\n"
         ));
     }
-    let d = DaemonProcess::start(&config).await;
+    let d = daemon_process(&config).await;
     let messages = |m: &str| sample(m, "websocket_canary_messages_total", r#"canary="feed""#);
     let before = support::wait_for_metrics(
         &d.metrics_url,

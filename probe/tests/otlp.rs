@@ -136,10 +136,7 @@ async fn a_once_run_is_one_trace_with_a_child_span_per_step() {
 #[tokio::test]
 async fn a_failed_run_has_error_status_with_its_failure_reason() {
     let (addr, received) = otlp_receiver::http().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = wsmon_testkit::free_local_addr();
     let yaml =
         format!("canaries:\n  - name: down\n    url: ws://{closed}/ws\n    connect_timeout: 1s\n");
     let code = once_with_env(&yaml, &otel_env(addr, "http/protobuf")).await;

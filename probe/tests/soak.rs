@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{get, hostile, sample, spawn_bin, DaemonProcess};
+use support::{daemon_process, get, hostile, sample, spawn_bin};
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -154,7 +154,7 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
 
     // Process B: a daemon with a healthy canary on A's feed and one on rotating faults.
     let faults = hostile::rotating_faults().await;
-    let mut daemon = DaemonProcess::start(&format!(
+    let mut daemon = daemon_process(&format!(
         "defaults: {{ connect_timeout: 1s, backoff: {{ initial: 100ms, max: 1s }} }}\ncanaries:\n  - name: feed\n    url: {feed_ws}\n    sequence: {{ pointer: /seq }}\n    timestamp: {{ pointer: /ts, unit: ms }}\n    heartbeat: {{ every: 1s, timeout: 2s }}\n    publish:\n      http: {{ url: {feed_http}/publish, body: '{{\"type\":\"canary\",\"nonce\":\"{{{{nonce}}}}\"}}' }}\n      every: 1s\n      match: /nonce\n      timeout: 3s\n  - name: faults\n    url: {}\n    first_payload_within: 1s\n    sequence: {{ pointer: /seq }}\n",
         faults.url()
     ))
@@ -219,10 +219,7 @@ async fn two_processes_under_churn_and_faults_do_not_leak() {
 
     // Both processes are alive, and the healthy canary held while the other one churned.
     assert!(demo.try_wait().unwrap().is_none(), "the demo died");
-    assert!(
-        daemon.child.try_wait().unwrap().is_none(),
-        "the daemon died"
-    );
+    assert!(daemon.is_running(), "the daemon died");
     assert_eq!(
         sample(&metrics, "websocket_canary_up", r#"canary="feed""#),
         Some(1.0),

@@ -1,212 +1,122 @@
-//! What the proxy harnesses share: a server process started in the foreground from a
-//! config in a temp dir (optionally inside a network namespace), waited for until it
-//! listens, and stopped by PID, its workers included.
+//! `wsmon-probe daemon` as a child process: its own runtime, apart from the test's servers,
+//! on a free port, killed when the handle drops.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-/// Why a proxy could not be started or reloaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DaemonError {
-    /// The binary is not installed.
-    #[error("cannot start `{program}` ({source}): install Debian's `{package}` package (`bash scripts/test.sh` does)")]
-    Missing {
-        /// The program.
-        program: String,
-        /// Its Debian package.
-        package: &'static str,
-        /// Why it could not start.
-        #[source]
-        source: std::io::Error,
-    },
-    /// It exited, or never listened on every port.
-    #[error("{program} did not listen on ports {ports:?} within {within:?} (exit: {exit:?}); its log:\n{log}")]
-    NotListening {
-        /// The program.
-        program: String,
-        /// The ports it was to listen on.
-        ports: Vec<u16>,
-        /// How long it was given.
-        within: Duration,
-        /// Its exit status, if it exited.
-        exit: Option<std::process::ExitStatus>,
-        /// The tail of its log.
-        log: String,
-    },
-    /// A control command (`nginx -s reload`) failed, or its effect was not seen.
-    #[error("{what}: {detail}")]
-    Control {
-        /// What was asked.
-        what: String,
-        /// What happened instead.
-        detail: String,
-    },
+/// A running `wsmon-probe daemon`, answering `/healthz` by the time [`ProberDaemon::start`]
+/// returns.
+#[derive(Debug)]
+pub struct ProberDaemon {
+    child: tokio::process::Child,
+    /// Where it serves `/metrics`, `/probe`, `/status` and `/healthz`.
+    pub addr: SocketAddr,
+    /// `http://<addr>/metrics`.
+    pub metrics_url: String,
+    /// Its stderr.
+    pub log: PathBuf,
+    // Holds the config file and the log for the daemon's life.
+    _dir: tempfile::TempDir,
 }
 
-/// How long a proxy gets to listen or to finish a reload.
-pub const READY_WITHIN: Duration = Duration::from_secs(15);
-
-/// A command for `program`, inside namespace `netns` when given (`ip netns exec` execs
-/// it, so the child's PID is the program's own).
-pub fn command(netns: Option<&str>, program: &str) -> Command {
-    match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, program]);
-            c
-        }
-        None => Command::new(program),
-    }
-}
-
-/// Spawns `cmd` with stdout and stderr appended to `log`.
-pub fn spawn(
-    mut cmd: Command,
-    program: &str,
-    package: &'static str,
-    log: &Path,
-) -> Result<Child, DaemonError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("proxy log file");
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log fd"))
-        .stderr(file)
-        .spawn()
-        .map_err(|source| DaemonError::Missing {
-            program: program.to_string(),
-            package,
-            source,
-        })
-}
-
-/// Fails early with a clear message when `program` is not on PATH (`ip netns exec` would
-/// otherwise start and report it only in the log).
-pub fn require_installed(program: &str, package: &'static str) -> Result<(), DaemonError> {
-    Command::new(program)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|_| ())
-        .map_err(|source| DaemonError::Missing {
-            program: program.to_string(),
-            package,
-            source,
-        })
-}
-
-/// TCP ports in LISTEN state in the network namespace of `pid`, from `/proc/PID/net/tcp`
-/// (which shows that process's namespace, so this works inside one too).
-pub fn listening_ports(pid: u32) -> Vec<u16> {
-    let mut ports = Vec::new();
-    for file in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
-            continue;
+impl ProberDaemon {
+    /// Starts `bin daemon` on `config`, the config file without `listen:` (set here to a free
+    /// port), and waits up to 30 s for `/healthz`; a daemon that never answers fails the test
+    /// with its log.
+    ///
+    /// It logs at `warn`, and each reconnect with its jittered delay at `info`, which
+    /// [`ProberDaemon::reconnect_delays`] reads back.
+    pub async fn start(bin: &Path, config: &str) -> Self {
+        let addr = crate::free_local_addr();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("probe.yaml");
+        std::fs::write(&path, format!("listen: {addr}\n{config}")).expect("write the config");
+        let log = dir.path().join("probe.log");
+        let child = tokio::process::Command::new(bin)
+            .arg("daemon")
+            .arg("-c")
+            .arg(&path)
+            .env("RUST_LOG", "warn,wsmon_probe::run::daemon=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the log"))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let daemon = Self {
+            child,
+            addr,
+            metrics_url: format!("http://{addr}/metrics"),
+            log,
+            _dir: dir,
         };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // local_address is HEXIP:HEXPORT; state 0A is LISTEN.
-            if fields.len() > 3 && fields[3] == "0A" {
-                if let Some(port) = fields[1]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                {
-                    ports.push(port);
-                }
-            }
+        let http = reqwest::Client::new();
+        let healthz = format!("http://{addr}/healthz");
+        let up = crate::eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                let r = http.get(&healthz).send().await.ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+        if up.is_none() {
+            panic!(
+                "wsmon-probe daemon did not serve {healthz}:\n{}",
+                daemon.log_text()
+            );
         }
+        daemon
     }
-    ports
-}
 
-/// Waits until `child` listens on every one of `ports`; fails if it exits first.
-pub async fn wait_listening(
-    child: &mut Child,
-    program: &str,
-    ports: &[u16],
-    log: &Path,
-) -> Result<(), DaemonError> {
-    let deadline = tokio::time::Instant::now() + READY_WITHIN;
-    loop {
-        let exit = child.try_wait().ok().flatten();
-        let listening = listening_ports(child.id());
-        if exit.is_none() && ports.iter().all(|p| listening.contains(p)) {
-            return Ok(());
-        }
-        if exit.is_some() || tokio::time::Instant::now() >= deadline {
-            return Err(DaemonError::NotListening {
-                program: program.to_string(),
-                ports: ports.to_vec(),
-                within: READY_WITHIN,
-                exit,
-                log: log_tail(log, 30),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    /// The process id, for reading its resources from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the daemon runs")
     }
-}
 
-/// PIDs whose parent is `pid` (a master's workers), from `/proc/*/stat`.
-pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
-                // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(pid)
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The delays the daemon chose before each reconnect of `canary`, in order, from its log.
+    pub fn reconnect_delays(&self, canary: &str) -> Vec<Duration> {
+        let log = without_ansi_colours(&self.log_text());
+        let canary_field = format!("canary={canary} ");
+        log.lines()
+            .filter(|l| l.contains("reconnecting after backoff") && l.contains(&canary_field))
+            .filter_map(|l| {
+                let ms = l.split("delay_ms=").nth(1)?;
+                let ms: String = ms.chars().take_while(char::is_ascii_digit).collect();
+                ms.parse().ok().map(Duration::from_millis)
             })
-        })
-        .collect()
-}
-
-/// Whether `pid` is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-/// SIGKILL to `child` and to its workers (which would otherwise outlive it, holding the
-/// listening sockets and their connections), then reaps it.
-pub fn kill_tree(child: &mut Child) {
-    let workers = children(child.id());
-    let _ = child.kill();
-    for w in workers {
-        // SAFETY: kill has no memory preconditions; these are our own child's children.
-        unsafe { libc::kill(w as i32, libc::SIGKILL) };
+            .collect()
     }
-    let _ = child.wait();
+
+    /// Kills the process and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
 }
 
-/// The last `lines` lines of `path`.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A fresh temp dir for one proxy's config, logs and runtime files.
-pub fn temp_dir(prefix: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wsmon-{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("proxy temp dir");
-    dir
+/// Drops `ESC [ … m` sequences, in case the log was written with colours after all.
+fn without_ansi_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::process::Child;
 
-use crate::daemon::{self, DaemonError};
+use crate::proxy_process::{self as daemon, DaemonError};
 use crate::netns::Netns;
 
 /// A running haproxy; killed on drop.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
-use crate::daemon::{self, DaemonError};
+use crate::proxy_process::{self as daemon, DaemonError};
 use crate::netns::Netns;
 
 /// A running nginx; killed (master and workers) on drop.

@@ -28,12 +28,12 @@ use std::time::Duration;
 use support::alerts::{assert_alerts_seen, assert_quiet_while_healthy, AlertLog, Expected};
 use support::clients;
 use support::exposition::{scrape, Scrape};
-use support::prober::ProberDaemon;
 use support::prometheus::Prometheus;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
 use wsmon_feed::{Feed, FeedConfig};
+use wsmon_testkit::canary::{equipped_canary, Pace};
 use wsmon_testkit::feed::FeedServer;
 use wsmon_tests::dashboard::Dashboard;
 use wsmon_tests::{promql, repo};
@@ -80,21 +80,14 @@ fn slow_snapshot_feed_config() -> FeedConfig {
 }
 
 fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
+    let pace = Pace {
+        every: "1s",
+        timeout: "3s",
+        max_silence: "5s",
+    };
+    let main = equipped_canary("main", main, pace);
     format!(
-        r#"  - name: main
-    url: ws://{main}/ws
-    first_payload_within: 2s
-    sequence: {{ pointer: /seq }}
-    timestamp: {{ pointer: /ts, unit: ms }}
-    max_silence: 5s
-    heartbeat: {{ every: 1s, timeout: 3s }}
-    head_check: {{ send: '{{"op":"head"}}', match: {{ pointer: /type, equals: head }}, pointer: /seq, every: 2s, timeout: 2s }}
-    publish:
-      http: {{ url: 'http://{main}/publish', method: POST, body: '{{"nonce":"{{{{nonce}}}}"}}' }}
-      every: 1s
-      match: /nonce
-      timeout: 3s
-  - name: stalling
+        r#"{main}  - name: stalling
     url: ws://{stalling}/ws
     first_payload_within: 2s
     sequence: {{ pointer: /seq }}
@@ -254,12 +247,7 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     for _ in 0..2 {
         background.push(clients::healthy_reader(stalling.addr));
     }
-    let daemon = ProberDaemon::start(
-        &probe_bin,
-        dir.path(),
-        &canaries_yaml(main.addr, stalling.addr),
-    )
-    .await;
+    let daemon = support::prober::start(&probe_bin, &canaries_yaml(main.addr, stalling.addr)).await;
 
     // --- Prometheus with a for-scaled copy of the rules ---
     let prom = Prometheus::start_with_wsmon_rules(

@@ -821,7 +821,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         let draining: Vec<u32> = old_workers
             .iter()
             .copied()
-            .filter(|w| wsmon_testkit::daemon::alive(*w))
+            .filter(|w| wsmon_testkit::proxy_process::alive(*w))
             .collect();
         assert!(
             !draining.is_empty(),

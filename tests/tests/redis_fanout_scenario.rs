@@ -36,7 +36,7 @@ use wsmon_testkit::redis::RedisServer;
 
 const FEED_JOB: &str = "wsmon-feed";
 const PROBE_JOB: &str = "wsmon-probe";
-/// The daemon's backoff (see `ProberDaemon::start`): the delay before reconnect attempt `n`
+/// The daemon's backoff (see `support::prober::start`): the delay before reconnect attempt `n`
 /// (0-based) is uniform in `[0, min(MAX, INITIAL·2^n))`.
 const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -225,7 +225,7 @@ async fn redis_fanout_faults_show_in_canaries_metrics_and_alerts_and_recovery_is
     let a = FeedProcess::start(&feed_bin, dir.path(), "a", &feed_args(&redis)).await;
     let mut b = FeedProcess::start(&feed_bin, dir.path(), "b", &feed_args(&redis)).await;
     wait_until_relaying(b.addr).await;
-    let probe = ProberDaemon::start(&probe_bin, dir.path(), &canaries_yaml(a.addr, b.addr)).await;
+    let probe = support::prober::start(&probe_bin, &canaries_yaml(a.addr, b.addr)).await;
     let daemon = Daemon {
         daemon: &probe,
         http: reqwest::Client::new(),

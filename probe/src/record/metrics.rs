@@ -16,12 +16,10 @@ use wsmon_catalog::{self as catalog, MetricDef};
 use crate::record::recorder::{CanaryRecorder, CanaryState, CanaryStatus};
 use crate::record::series::{Buckets, LabelledCounts, LazyBuckets, Phase};
 
-/// Every `close_code` label value the prober can record, in order.
-fn close_code_values() -> impl Iterator<Item = &'static str> + Clone {
-    (1000..=1015)
-        .chain([3000, 4000, 0])
-        .map(wsmon::close_code::classify)
-}
+/// The one `close_code` series at zero from the start: 1006, the abrupt drop. The closes panel
+/// then has data and `increase()` sees the first abrupt drop, at one series per canary rather
+/// than 19; other codes appear when first seen.
+const CLOSE_CODE_AT_ZERO: &str = "1006";
 
 /// Every family this collector renders: the held stream's, then the fresh-connection check's.
 fn canary_defs() -> impl Iterator<Item = &'static MetricDef> {
@@ -202,7 +200,7 @@ impl Families {
             .iter()
             .filter(|r| r.ends_stream())
             .map(|r| r.as_str());
-        let closes = close_code_values().take(if x.closes { usize::MAX } else { 0 });
+        let closes = x.closes.then_some(CLOSE_CODE_AT_ZERO).into_iter();
         self.by_label(
             CANARY_RECONNECTS_TOTAL,
             name,

@@ -126,7 +126,7 @@ pub struct ExpectedSeries {
     pub heartbeat_rtt: bool,
     /// `failures_total` reasons; `reconnects_total` takes those that end a stream.
     pub reasons: Box<[FailureReason]>,
-    /// `closes_total` exists at zero for every `close_code` value (19).
+    /// `closes_total` exists at zero for `close_code="1006"` (one series, not all 19).
     pub closes: bool,
     /// With `connect_check`: its failure reasons, at zero from the start (empty without).
     pub connect_check_reasons: Box<[FailureReason]>,

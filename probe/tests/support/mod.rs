@@ -50,44 +50,12 @@ pub fn spawn_bin(args: &[&str], stdout: std::process::Stdio) -> tokio::process::
         .unwrap_or_else(|e| panic!("wsmon-probe {args:?}: {e}"))
 }
 
-pub use wsmon_testkit::free_port;
+pub use wsmon_testkit::daemon::ProberDaemon;
 
 /// `wsmon-probe daemon` as its own process (its own runtime, apart from the test's servers),
-/// on a free port, answering `/metrics` before this returns.
-pub struct DaemonProcess {
-    pub child: tokio::process::Child,
-    pub metrics_url: String,
-    _config: tempfile::TempDir,
-}
-
-impl DaemonProcess {
-    /// `canaries` is the YAML of the `canaries:` list and anything after it.
-    pub async fn start(canaries: &str) -> Self {
-        let port = free_port();
-        let (dir, path) = config_file(&format!("listen: 127.0.0.1:{port}\n{canaries}"));
-        let child = spawn_bin(
-            &["daemon", "-c", path.to_str().unwrap()],
-            std::process::Stdio::null(),
-        );
-        let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-        let started = Instant::now();
-        while reqwest::get(&metrics_url).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the daemon never served {metrics_url}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            child,
-            metrics_url,
-            _config: dir,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("the daemon runs")
-    }
+/// on a free port, serving before this returns. `config` is the file without `listen:`.
+pub async fn daemon_process(config: &str) -> ProberDaemon {
+    ProberDaemon::start(std::path::Path::new(BIN), config).await
 }
 
 /// GET `url`, which must answer 200.
