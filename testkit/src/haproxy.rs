@@ -18,8 +18,8 @@
 use std::path::PathBuf;
 use std::process::Child;
 
-use crate::proxy_process::{self as daemon, DaemonError};
 use crate::netns::Netns;
+use crate::proxy_process::{self as daemon, DaemonError};
 
 /// A running haproxy; killed on drop.
 pub struct HaProxy {

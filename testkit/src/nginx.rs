@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
-use crate::proxy_process::{self as daemon, DaemonError};
 use crate::netns::Netns;
+use crate::proxy_process::{self as daemon, DaemonError};
 
 /// A running nginx; killed (master and workers) on drop.
 pub struct Nginx {

@@ -549,7 +549,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         ca: &cert_pem,
         blackhole: blackhole.as_ref().map(|(_, _, relay)| relay.addr),
     };
-    let daemon = ProberDaemon::start(&probe_bin, dir.path(), &canaries_yaml(&paths)).await;
+    let daemon = support::prober::start(&probe_bin, &canaries_yaml(&paths)).await;
 
     let mut feed_targets = vec![
         reject_feed.addr,

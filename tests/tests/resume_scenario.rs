@@ -500,9 +500,8 @@ async fn resuming_clients_receive_every_message_once_in_order_through_connection
     // The prober's resume canary, through the same kills: B first, A when B is down.
     let relay = KillRelay::start(vec![b.addr, a.addr]).await;
     relay.kill_every(Duration::from_millis(1000), Duration::from_millis(2000));
-    let prober = ProberDaemon::start(
+    let prober = support::prober::start(
         &binaries::wsmon_probe(),
-        dir.path(),
         &format!(
             "  - name: resume\n    url: {}\n    sequence: {{ pointer: /seq }}\n    \
              timestamp: {{ pointer: /ts, unit: ms }}\n    resume: {{ query: from }}\n",
