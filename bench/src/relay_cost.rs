@@ -1,7 +1,8 @@
-//! Benchmark 7, relay cost: what a proxy adds to each relayed message, side by side in one run.
-//! Three paths to one in-process tokio-tungstenite echo upstream, interleaved per run:
+//! Benchmark 9, relay cost: what a proxy adds to each relayed message, side by side in one run.
+//! Four paths to one in-process tokio-tungstenite echo upstream, interleaved per run:
 //! direct, through nginx (Debian package, one worker, its own config in a temp dir) and through
-//! wsmon-proxy (the release binary). Clients send a binary message and wait for its echo;
+//! wsmon-proxy (the release binary) with its default single thread and with `--threads 2`.
+//! Clients send a binary message and wait for its echo;
 //! added latency is the proxy's round-trip percentile minus the direct one, and CPU per relayed
 //! message is the proxy process's CPU over the phase divided by the messages it relayed (two
 //! per round trip).
@@ -38,7 +39,7 @@ pub struct Trial {
     pub cpu_us_per_message: Option<f64>,
 }
 
-pub const MODES: [&str; 3] = ["direct", "nginx", "wsmon-proxy"];
+pub const MODES: [&str; 4] = ["direct", "nginx", "wsmon-proxy", "wsmon-proxy --threads 2"];
 
 /// A child process stopped by its PID with SIGTERM when dropped.
 struct Proc {
@@ -137,7 +138,7 @@ fn start_nginx(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
     ))
 }
 
-fn start_wsmon_proxy(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
+fn start_wsmon_proxy(upstream: SocketAddr, threads: u16) -> anyhow::Result<(Proc, SocketAddr)> {
     let listen = free_port()?;
     let metrics = free_port()?;
     let child = std::process::Command::new(crate::procs::sibling("wsmon-proxy")?)
@@ -148,6 +149,7 @@ fn start_wsmon_proxy(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)>
             &format!("http://{upstream}"),
         ])
         .args(["--route", "/ws", "--metrics-listen", &metrics.to_string()])
+        .args(["--threads", &threads.to_string()])
         .spawn()
         .context("starting wsmon-proxy")?;
     Ok((Proc { child, _dir: None }, listen))
@@ -218,9 +220,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
     }
     let upstream = echo_upstream().await?;
     let (nginx, nginx_addr) = start_nginx(upstream)?;
-    let (proxy, proxy_addr) = start_wsmon_proxy(upstream)?;
+    let (proxy, proxy_addr) = start_wsmon_proxy(upstream, 1)?;
+    let (pool, pool_addr) = start_wsmon_proxy(upstream, 2)?;
     wait_listening(nginx_addr).await?;
     wait_listening(proxy_addr).await?;
+    wait_listening(pool_addr).await?;
     let relayed = (opts.connections * opts.round_trips * 2) as f64;
     let mut trials = Vec::new();
     for run in 0..opts.runs {
@@ -230,7 +234,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
             let (addr, pid) = match mode {
                 "direct" => (upstream, None),
                 "nginx" => (nginx_addr, Some(nginx.pid())),
-                _ => (proxy_addr, Some(proxy.pid())),
+                "wsmon-proxy" => (proxy_addr, Some(proxy.pid())),
+                _ => (pool_addr, Some(pool.pid())),
             };
             let (h, cpu) = phase(addr, pid, opts).await?;
             eprintln!(
@@ -246,6 +251,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
             });
         }
     }
+    drop(pool);
     drop(proxy);
     drop(nginx);
     Ok(trials)
@@ -265,8 +271,8 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
     out.push_str(&format!(
         "{} connections, each {} round trips of a {}-byte binary message to an echo upstream \
          (tokio-tungstenite, in the driver process), per run and mode; {} interleaved runs. \
-         nginx runs one worker without a master; wsmon-proxy its default multi-threaded runtime \
-         with /metrics on. Added latency is the mode's round-trip percentile minus the direct \
+         nginx runs one worker without a master; wsmon-proxy its default single-threaded \
+         runtime, and a two-worker pool (`--threads 2`), both with /metrics on. Added latency is the mode's round-trip percentile minus the direct \
          one in the same run (a round trip crosses the proxy twice). CPU is the proxy \
          process's user+system time over the phase per relayed message (two per round trip). \
          Target: wsmon-proxy costs no more than nginx.\n\n",
@@ -321,6 +327,9 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
             w / n,
             if w <= n { "met" } else { "not met" }
         ));
+    }
+    if let (Some(p), Some(n)) = (cpu("wsmon-proxy --threads 2"), cpu("nginx")) {
+        out.push_str(&format!("With `--threads 2`: {:.2}× nginx's.\n", p / n));
     }
     out
 }

@@ -5,6 +5,10 @@
 //! parses itself and reports here. Both record through the same per-route handles, so names,
 //! labels, buckets and the "first close wins" rule are identical.
 //!
+//! The methods take a [`RouteHandle`] rather than a string: only declared routes (and
+//! `unmatched`) have handles, so an observer cannot grow the `route` label's cardinality by
+//! passing a raw path.
+//!
 //! ```
 //! use std::time::Duration;
 //! use wsmon::frame::FrameType;
@@ -13,8 +17,9 @@
 //!
 //! let registry = prometheus::Registry::new();
 //! let wsmon = wsmon::WsMon::builder().route("/ws").build(&registry).unwrap();
-//! wsmon.observe_upgrade("/ws", http::StatusCode::SWITCHING_PROTOCOLS, Duration::from_millis(2));
-//! let conn = wsmon.observe_connection("/ws");
+//! let ws = wsmon.route("/ws").expect("declared above");
+//! wsmon.observe_upgrade(&ws, http::StatusCode::SWITCHING_PROTOCOLS, Duration::from_millis(2));
+//! let conn = wsmon.observe_connection(&ws);
 //! conn.message(Direction::Transmit, FrameType::Text, 5);
 //! conn.close(Initiator::Client, 1000);
 //! drop(conn); // duration, and 1006/none had no close been recorded
@@ -29,7 +34,7 @@ use crate::frame::FrameType;
 use crate::metrics::{ConnShared, RouteMetrics};
 use crate::queue::OverflowPolicy;
 use crate::sequencer::Stamp;
-use crate::WsMon;
+use crate::{RouteHandle, WsMon};
 
 /// Which way a message travels, seen from the server: the `direction` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +46,22 @@ pub enum Direction {
 }
 
 impl WsMon {
-    /// Records an upgrade attempt answered with `status` after `elapsed`: 101 counts as
-    /// accepted (and its duration is observed), anything else as rejected.
-    pub fn observe_upgrade(&self, route: &str, status: http::StatusCode, elapsed: Duration) {
-        self.inner.metrics.route(route).record_upgrade(
+    /// The handle of the `unmatched` route, for requests no declared template matches.
+    pub fn unmatched_route(&self) -> RouteHandle {
+        RouteHandle {
+            metrics: self.inner.metrics.route(crate::catalog::UNMATCHED_ROUTE),
+        }
+    }
+
+    /// Records an upgrade attempt on `route` answered with `status` after `elapsed`: 101
+    /// counts as accepted (and its duration is observed), anything else as rejected.
+    pub fn observe_upgrade(
+        &self,
+        route: &RouteHandle,
+        status: http::StatusCode,
+        elapsed: Duration,
+    ) {
+        route.metrics.record_upgrade(
             status,
             status == http::StatusCode::SWITCHING_PROTOCOLS,
             elapsed,
@@ -54,8 +71,8 @@ impl WsMon {
 
     /// Starts observing one upgraded connection under `route`; it is live (in
     /// `websocket_server_active_connections`) until the observer is dropped.
-    pub fn observe_connection(&self, route: &str) -> ConnectionObserver {
-        let route = self.inner.metrics.route(route);
+    pub fn observe_connection(&self, route: &RouteHandle) -> ConnectionObserver {
+        let route = route.metrics.clone();
         ConnectionObserver {
             shared: route.register_connection(false),
             route,
@@ -94,7 +111,12 @@ impl ConnectionObserver {
             Direction::Receive => self.route.count_received(frame_type, payload_bytes),
             Direction::Transmit => {
                 self.route.count_transmitted(frame_type, payload_bytes);
-                if frame_type.is_data() && !self.sent_payload.swap(true, Relaxed) {
+                // A load first: after the first message this is a plain read, not a locked
+                // read-modify-write per message.
+                if frame_type.is_data()
+                    && !self.sent_payload.load(Relaxed)
+                    && !self.sent_payload.swap(true, Relaxed)
+                {
                     self.route
                         .first_payload
                         .observe(self.upgraded_at.elapsed().as_secs_f64());
@@ -186,12 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn only_declared_routes_and_unmatched_have_handles_to_observe_under() {
+        let wsmon = WsMon::builder()
+            .route("/ws")
+            .build(&prometheus::Registry::new())
+            .unwrap();
+        assert!(wsmon.route("/ws/raw/path/42").is_none());
+        let unmatched = wsmon.unmatched_route();
+        wsmon.observe_upgrade(&unmatched, http::StatusCode::FORBIDDEN, Duration::ZERO);
+        assert_eq!(wsmon.observe_connection(&unmatched).route(), "unmatched");
+        let upgrades = "websocket_server_upgrades_total";
+        let rejected = [("route", "unmatched"), ("status_code", "403")];
+        assert_eq!(sample(&wsmon, upgrades, &rejected), 1.0);
+    }
+
+    #[test]
     fn a_connection_without_a_close_counts_once_as_1006_none() {
         let wsmon = WsMon::builder()
             .route("/ws")
             .build(&prometheus::Registry::new())
             .unwrap();
-        let conn = wsmon.observe_connection("/ws");
+        let conn = wsmon.observe_connection(&wsmon.route("/ws").unwrap());
         assert_eq!(wsmon.active_connections(), 1);
         drop(conn);
         assert_eq!(wsmon.active_connections(), 0);
@@ -211,10 +248,11 @@ mod tests {
     #[test]
     fn the_first_close_wins_and_first_payload_is_observed_once() {
         let wsmon = WsMon::builder()
+            .route("/rooms/{id}")
             .close_code_allowlist([4001])
             .build(&prometheus::Registry::new())
             .unwrap();
-        let conn = wsmon.observe_connection("/rooms/{id}");
+        let conn = wsmon.observe_connection(&wsmon.route("/rooms/{id}").unwrap());
         conn.message(Direction::Transmit, FrameType::Text, 3);
         conn.message(Direction::Transmit, FrameType::Binary, 4);
         conn.message(Direction::Receive, FrameType::Text, 2);

@@ -55,6 +55,8 @@ pub struct FileConfig {
     pub max_header_size: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     pub shutdown_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "threads")]
+    pub threads: Option<usize>,
     pub queue: Option<QueueFile>,
 }
 
@@ -186,6 +188,9 @@ impl FileConfig {
         if let Some(v) = self.shutdown_timeout {
             settings.shutdown_timeout = v;
         }
+        if let Some(v) = self.threads {
+            settings.threads = v;
+        }
         if let Some(q) = self.queue {
             if let Some(v) = q.buffer {
                 settings.relay.buffer_bytes = v;
@@ -223,6 +228,16 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
             "expected a duration like 500ms, 5s or 2m, found {s:?}"
         ))
     })
+}
+
+fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = u64::deserialize(d)?;
+    match n {
+        1..=1024 => Ok(Some(n as usize)),
+        _ => Err(de::Error::custom(format!(
+            "expected a thread count from 1 to 1024, found {n}"
+        ))),
+    }
 }
 
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {

@@ -24,6 +24,9 @@ struct Args {
     /// Address for /metrics and /healthz [default: 127.0.0.1:9478].
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Runtime threads: 1 (the default) runs the proxy on one thread, more on a pool.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// A YAML config file; command-line flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -71,10 +74,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(v) = args.metrics_listen {
         settings.metrics_listen = Some(v);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(settings))
+    if let Some(v) = args.threads {
+        settings.threads = v.into();
+    }
+    let runtime = match settings.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(settings))
 }
 
 async fn run(mut settings: Settings) -> anyhow::Result<()> {
@@ -98,9 +110,10 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         upstream = %settings.upstream.authority,
         routes = ?settings.routes,
         metrics = ?settings.metrics_listen,
+        threads = settings.threads,
         "wsmon-proxy serving"
     );
-    let proxy = Proxy::new(settings, wsmon).context("invalid --route template")?;
+    let proxy = Proxy::new(settings, wsmon).context("invalid --route")?;
     let _admin = admin.map(|l| tokio::spawn(wsmon_proxy::admin::serve(l, proxy.clone())));
     proxy.serve(listener, terminated()).await;
     Ok(())

@@ -12,8 +12,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use wsmon::close_code::Initiator;
 use wsmon::frame::FrameType;
@@ -108,18 +109,35 @@ struct Conn<'a> {
     ping: Mutex<Option<([u8; 8], usize, Instant)>>,
 }
 
+/// One leg of an upgraded connection: its socket, and the bytes that arrived with the
+/// handshake (hyper read them past the HTTP head; they are the stream's first frames).
+#[derive(Debug)]
+pub struct Leg {
+    /// The TCP connection, taken back from hyper so the relay reads and writes it directly.
+    pub stream: TcpStream,
+    /// Bytes already read from `stream`, relayed before anything else.
+    pub read_ahead: Bytes,
+}
+
+impl Leg {
+    /// A leg with nothing read ahead.
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            read_ahead: Bytes::new(),
+        }
+    }
+}
+
 /// Relays between `client` and `upstream` until both directions end. `shutdown` turns to true
 /// for a graceful shutdown.
-pub async fn run<C, U>(
-    client: C,
-    upstream: U,
+pub async fn run(
+    mut client: Leg,
+    mut upstream: Leg,
     observer: ConnectionObserver,
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
-) where
-    C: AsyncRead + AsyncWrite + Send,
-    U: AsyncRead + AsyncWrite + Send,
-{
+) {
     let (closing, _) = watch::channel(None);
     let conn = Conn {
         observer: &observer,
@@ -127,10 +145,24 @@ pub async fn run<C, U>(
         closing,
         ping: Mutex::new(None),
     };
-    let (client_rx, client_tx) = tokio::io::split(client);
-    let (upstream_rx, upstream_tx) = tokio::io::split(upstream);
-    let up = pump(&conn, Sender::Client, client_rx, upstream_tx);
-    let down = pump(&conn, Sender::Server, upstream_rx, client_tx);
+    // Borrowed halves of each socket: both pumps run in this one task, so no lock or Arc is
+    // needed between a socket's reader and writer (unlike `tokio::io::split`).
+    let (client_rx, client_tx) = client.stream.split();
+    let (upstream_rx, upstream_tx) = upstream.stream.split();
+    let up = pump(
+        &conn,
+        Sender::Client,
+        client_rx,
+        client.read_ahead,
+        upstream_tx,
+    );
+    let down = pump(
+        &conn,
+        Sender::Server,
+        upstream_rx,
+        upstream.read_ahead,
+        client_tx,
+    );
     tokio::pin!(up, down);
     let on_shutdown = async {
         if shutdown.wait_for(|s| *s).await.is_ok() {
@@ -159,8 +191,8 @@ async fn select_shutdown(
     }
 }
 
-/// One direction: `sender`'s bytes from `src` to the other leg's `dst`.
-async fn pump<R, W>(conn: &Conn<'_>, sender: Sender, mut src: R, mut dst: W)
+/// One direction: `sender`'s bytes from `src` (after `read_ahead`) to the other leg's `dst`.
+async fn pump<R, W>(conn: &Conn<'_>, sender: Sender, mut src: R, read_ahead: Bytes, mut dst: W)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -179,74 +211,88 @@ where
             _ => 0,
         },
     });
-    let mut closing = conn.closing.subscribe();
-    let mut buf = BytesMut::with_capacity(config.buffer_bytes);
-    let closing_now = loop {
-        if let Some(c) = *closing.borrow_and_update() {
-            break c;
-        }
-        buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
-        let read = tokio::select! {
-            biased;
-            _ = closing.changed() => continue,
-            read = src.read_buf(&mut buf) => read,
-        };
-        match read {
-            Ok(0) | Err(_) => {
-                // Mirror the end: the receiver sees its peer's TCP end, not a close frame.
-                let _ = tokio::time::timeout(config.drain_timeout, dst.shutdown()).await;
+    let mut closing_rx = conn.closing.subscribe();
+    let mut buf = BytesMut::with_capacity(config.buffer_bytes.max(read_ahead.len()));
+    buf.extend_from_slice(&read_ahead);
+    // Bytes in `buf` not parsed yet: the read-ahead, before the first read.
+    let mut unparsed = !buf.is_empty();
+    let closing_now = {
+        // One waiter for the whole loop, not one per read.
+        let closed = closing_rx.wait_for(Option::is_some);
+        tokio::pin!(closed);
+        loop {
+            if unparsed {
+                unparsed = false;
+            } else {
+                buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
+                let read = tokio::select! {
+                    biased;
+                    c = &mut closed => match c {
+                        Ok(c) => break c.expect("waited for a close"),
+                        // The sender lives in `conn`, so this does not happen.
+                        Err(_) => return,
+                    },
+                    read = src.read_buf(&mut buf) => read,
+                };
+                match read {
+                    Ok(0) | Err(_) => {
+                        // Mirror the end: the receiver sees its peer's TCP end, not a close
+                        // frame.
+                        let _ = tokio::time::timeout(config.drain_timeout, dst.shutdown()).await;
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+            }
+            let mut messages = 0usize;
+            let parsed = parser.feed(&buf, |event| {
+                messages += 1;
+                conn.on_event(sender, event);
+            });
+            let (forward, invalid) = match parsed {
+                Ok(n) => (n, None),
+                Err(Invalid {
+                    valid_bytes,
+                    violation,
+                }) => (valid_bytes, Some(violation)),
+            };
+            if forward > 0
+                && !conn
+                    .write(sender, &mut dst, &buf[..forward], messages)
+                    .await
+            {
                 return;
             }
-            Ok(_) => {}
-        }
-        let mut messages = 0usize;
-        let parsed = parser.feed(&buf, |event| {
-            messages += 1;
-            conn.on_event(sender, event);
-        });
-        let (forward, invalid) = match parsed {
-            Ok(n) => (n, None),
-            Err(Invalid {
-                valid_bytes,
-                violation,
-            }) => (valid_bytes, Some(violation)),
-        };
-        if forward > 0
-            && !conn
-                .write(sender, &mut dst, &buf[..forward], messages)
-                .await
-        {
-            return;
-        }
-        buf.advance(forward);
-        if let Some(violation) = invalid {
-            tracing::debug!(?sender, %violation, "protocol violation, closing");
-            let closing = match sender {
-                Sender::Client => {
-                    let code = violation.close_code();
-                    conn.observer.close(Initiator::Server, code);
-                    Closing {
-                        to_client: Some(code),
-                        to_upstream: Some(code),
+            buf.advance(forward);
+            if let Some(violation) = invalid {
+                tracing::debug!(?sender, %violation, "protocol violation, closing");
+                let closing_now = match sender {
+                    Sender::Client => {
+                        let code = violation.close_code();
+                        conn.observer.close(Initiator::Server, code);
+                        Closing {
+                            to_client: Some(code),
+                            to_upstream: Some(code),
+                        }
                     }
-                }
-                Sender::Server => {
-                    conn.observer.close(Initiator::Server, UPSTREAM_INVALID);
-                    Closing {
-                        to_client: Some(UPSTREAM_INVALID),
-                        to_upstream: Some(wsmon::close_code::PROTOCOL_ERROR),
+                    Sender::Server => {
+                        conn.observer.close(Initiator::Server, UPSTREAM_INVALID);
+                        Closing {
+                            to_client: Some(UPSTREAM_INVALID),
+                            to_upstream: Some(wsmon::close_code::PROTOCOL_ERROR),
+                        }
                     }
-                }
-            };
-            conn.closing.send_replace(Some(closing));
-            // The source's stream can no longer be parsed: stop reading it.
-            let code = match sender {
-                Sender::Client => closing.to_upstream,
-                Sender::Server => closing.to_client,
-            };
-            conn.send_close(sender, &mut dst, code, parser.at_frame_boundary())
-                .await;
-            return;
+                };
+                conn.closing.send_replace(Some(closing_now));
+                // The source's stream can no longer be parsed: stop reading it.
+                let code = match sender {
+                    Sender::Client => closing_now.to_upstream,
+                    Sender::Server => closing_now.to_client,
+                };
+                conn.send_close(sender, &mut dst, code, parser.at_frame_boundary())
+                    .await;
+                return;
+            }
         }
     };
     let code = match sender {

@@ -11,14 +11,15 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use wsmon::WsMon;
+use wsmon::{RouteHandle, WsMon};
 
 use crate::forward;
-use crate::relay::{self, RelayConfig};
+use crate::relay::{self, Leg, RelayConfig};
 use crate::settings::Settings;
 
 /// The body of every response the proxy sends: the upstream's, streamed, or an empty one.
@@ -28,7 +29,8 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub struct Proxy {
     settings: Settings,
     wsmon: WsMon,
-    routes: matchit::Router<String>,
+    routes: matchit::Router<RouteHandle>,
+    unmatched: RouteHandle,
     client: Client<HttpConnector, Incoming>,
     shutdown: watch::Sender<bool>,
 }
@@ -44,11 +46,20 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Builds the proxy; `wsmon` must have been built with the same routes and close-code
     /// allowlist (see [`Settings::wsmon`]).
-    pub fn new(settings: Settings, wsmon: WsMon) -> Result<Arc<Self>, matchit::InsertError> {
+    pub fn new(settings: Settings, wsmon: WsMon) -> Result<Arc<Self>, RouteError> {
         let mut routes = matchit::Router::new();
         for r in &settings.routes {
-            routes.insert(r.clone(), r.clone())?;
+            let handle = wsmon
+                .route(r)
+                .ok_or_else(|| RouteError::Undeclared(r.clone()))?;
+            routes
+                .insert(r.clone(), handle)
+                .map_err(|source| RouteError::Template {
+                    template: r.clone(),
+                    source,
+                })?;
         }
+        let unmatched = wsmon.unmatched_route();
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.upstream_timeout));
         connector.set_nodelay(true);
@@ -59,6 +70,7 @@ impl Proxy {
             settings,
             wsmon,
             routes,
+            unmatched,
             client,
             shutdown: watch::channel(false).0,
         }))
@@ -74,11 +86,9 @@ impl Proxy {
         *self.shutdown.borrow()
     }
 
-    /// The route label for `path`: its template, or `unmatched`.
-    pub fn route_of(&self, path: &str) -> &str {
-        self.routes
-            .at(path)
-            .map_or(wsmon::catalog::UNMATCHED_ROUTE, |m| m.value.as_str())
+    /// The route `path` is recorded under: its template's, or `unmatched`.
+    pub fn route_of(&self, path: &str) -> &RouteHandle {
+        self.routes.at(path).map_or(&self.unmatched, |m| m.value)
     }
 
     /// Serves `listener` until `stop` resolves; then stops accepting, sends 1001 to both legs
@@ -200,7 +210,7 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let route = self.route_of(req.uri().path()).to_owned();
+        let route = self.route_of(req.uri().path()).clone();
         let refuse = |status_code: StatusCode| {
             self.wsmon
                 .observe_upgrade(&route, status_code, started.elapsed());
@@ -268,19 +278,19 @@ impl Proxy {
         };
         let shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
-            match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok((client, upstream)) => {
-                    relay::run(
-                        TokioIo::new(client),
-                        TokioIo::new(upstream),
-                        observer,
-                        &config,
-                        shutdown,
-                    )
-                    .await
+            let legs = match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client, upstream)) => leg(client).zip(leg(upstream)),
+                Err(err) => {
+                    // The observer's drop records the 101 that never carried a stream.
+                    tracing::debug!(error = %err, "upgrade did not complete");
+                    return;
                 }
-                // The observer's drop records the 101 that never carried a stream.
-                Err(err) => tracing::debug!(error = %err, "upgrade did not complete"),
+            };
+            match legs {
+                Some((client, upstream)) => {
+                    relay::run(client, upstream, observer, &config, shutdown).await
+                }
+                None => tracing::error!("an upgraded connection is not a TCP stream"),
             }
         });
         let (parts, _) = response.into_parts();
@@ -295,12 +305,37 @@ impl Proxy {
     }
 }
 
+/// A route template the proxy cannot serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// matchit refused the template (bad syntax, or it conflicts with another).
+    #[error("route template {template:?}: {source}")]
+    Template {
+        template: String,
+        source: matchit::InsertError,
+    },
+    /// `wsmon` was built without this route (build it with [`Settings::wsmon`]).
+    #[error("route template {0:?} is not declared in the metrics")]
+    Undeclared(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 enum UpstreamError {
     #[error("connect: {0}")]
     Connect(#[from] std::io::Error),
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
+}
+
+/// Takes the TCP stream back from hyper, with the bytes it read past the HTTP head. Both
+/// connections are served over `TokioIo<TcpStream>`, so this only fails on a programming error.
+fn leg(upgraded: Upgraded) -> Option<Leg> {
+    let parts = upgraded.downcast::<TokioIo<TcpStream>>().ok()?;
+    Some(Leg {
+        stream: parts.io.into_inner(),
+        read_ahead: parts.read_buf,
+    })
 }
 
 fn status(code: StatusCode) -> Response<ProxyBody> {

@@ -50,6 +50,10 @@ pub struct StampPointers {
     pub published_ms: Option<String>,
 }
 
+/// One runtime thread by default: a sidecar relays one application's traffic, and on one
+/// thread a relayed message costs no cross-thread wake-ups (see docs/proxy.md, "Threads").
+pub const DEFAULT_THREADS: usize = 1;
+
 /// Everything a proxy needs to run.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -76,6 +80,9 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// How long a graceful shutdown waits for streams to drain.
     pub shutdown_timeout: Duration,
+    /// Runtime threads: 1 runs everything on one thread (a current-thread runtime), more
+    /// runs a work-stealing pool of that many workers.
+    pub threads: usize,
     /// Per-connection relay limits.
     pub relay: RelayConfig,
 }
@@ -95,6 +102,7 @@ impl Settings {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 << 10,
             shutdown_timeout: Duration::from_secs(10),
+            threads: DEFAULT_THREADS,
             relay: RelayConfig::default(),
         }
     }

@@ -41,13 +41,14 @@ fn the_good_config_sets_every_setting() {
     assert_eq!(s.header_read_timeout, Duration::from_secs(10));
     assert_eq!(s.max_header_bytes, 32 << 10);
     assert_eq!(s.shutdown_timeout, Duration::from_secs(20));
+    assert_eq!(s.threads, 2);
     assert_eq!(s.relay.buffer_bytes, 64 << 10);
     assert_eq!(s.relay.slow_after, Duration::from_millis(500));
     assert_eq!(s.relay.stall_timeout, Duration::from_secs(30));
 }
 
 const BAD: &[(&str, &str)] = &[
-    ("bad-unknown-key.yaml", "FILE: heartbeat: unknown field `heartbeat`, expected one of `listen`, `upstream`, `routes`, `metrics_listen`, `allowed_origins`, `max_message_size`, `close_code_allowlist`, `stamp_pointers`, `upstream_timeout`, `header_read_timeout`, `max_header_size`, `shutdown_timeout`, `queue` at line 2 column 1"),
+    ("bad-unknown-key.yaml", "FILE: heartbeat: unknown field `heartbeat`, expected one of `listen`, `upstream`, `routes`, `metrics_listen`, `allowed_origins`, `max_message_size`, `close_code_allowlist`, `stamp_pointers`, `upstream_timeout`, `header_read_timeout`, `max_header_size`, `shutdown_timeout`, `threads`, `queue` at line 2 column 1"),
     ("bad-nested-key.yaml", "FILE: queue.buffr: unknown field `buffr`, expected one of `buffer`, `slow_after`, `stall_timeout` at line 2 column 3"),
     ("bad-duration.yaml", "FILE: queue.stall_timeout: expected a duration like 500ms, 5s or 2m, found \"5 parsecs\" at line 2 column 3"),
     ("bad-upstream.yaml", "FILE: upstream: expected an http:// URL (TLS to the upstream is not supported), found \"https://app.example\""),
@@ -55,6 +56,7 @@ const BAD: &[(&str, &str)] = &[
     ("bad-listen.yaml", "FILE: listen: expected an address like 0.0.0.0:8080, found \"everywhere\""),
     ("bad-pointer.yaml", "FILE: stamp_pointers.seq: expected a JSON pointer starting with '/', found \"seq\""),
     ("bad-size.yaml", "FILE: max_message_size: expected a size like 65536, 64KiB or 1MiB, found \"lots\""),
+    ("bad-threads.yaml", "FILE: threads: expected a thread count from 1 to 1024, found 0"),
     ("bad-syntax.yaml", "FILE: routes: did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 9"),
 ];
 

@@ -3,6 +3,8 @@
 //   ws  /ws, /rooms/<id>: every message is broadcast to every client on the path (so a lone
 //       client gets its own messages back, byte for byte, compressed when negotiated);
 //       "close:<code>" closes that client with <code>; "blast:<n>:<bytes>" sends n messages.
+//   ws  /ticks: a JSON tick {"seq":n,"ts":<Unix ms>} every 100 ms (one sequence for all
+//       clients) and a ping every 500 ms, for stamp pointers and ping RTT.
 //   ws  /forbidden: refused with 403.
 //   GET /stream: a chunked body whose second chunk waits for GET /release.
 //   POST /echo: streams the request body back.  GET /headers: the request headers as JSON.
@@ -43,8 +45,15 @@ server.on('upgrade', (req, socket, head) => {
   });
 });
 
+let tickSeq = 0;
 wss.on('connection', (ws) => {
   ws.on('error', () => {});
+  if (ws.path === '/ticks') {
+    const open = () => ws.readyState === 1;
+    const ticks = setInterval(() => open() && ws.send(JSON.stringify({ seq: ++tickSeq, ts: Date.now() })), 100);
+    const pings = setInterval(() => open() && ws.ping('hb'), 500);
+    ws.on('close', () => { clearInterval(ticks); clearInterval(pings); });
+  }
   ws.on('message', (data, isBinary) => {
     const text = isBinary ? '' : data.toString();
     if (text.startsWith('close:')) {

@@ -1,4 +1,5 @@
-//! Workspace binaries the scenarios run as child processes: the prober and the example feed.
+//! Workspace binaries the scenarios run as child processes: the prober, the example feed and
+//! the proxy.
 //!
 //! Each is taken from next to this test's own binary (`target/<profile>/…`). `cargo test
 //! --workspace --all-targets` already builds both, so they are rebuilt here only when missing
@@ -45,6 +46,22 @@ pub fn example_feed() -> PathBuf {
         sources: &[
             "feed/src",
             "feed/Cargo.toml",
+            "middleware/src",
+            "middleware/Cargo.toml",
+            "Cargo.lock",
+        ],
+    }
+    .locate()
+}
+
+/// The `wsmon-proxy` sidecar.
+pub fn wsmon_proxy() -> PathBuf {
+    WorkspaceBinary {
+        path: "wsmon-proxy",
+        build: &["-p", "wsmon-proxy", "--bin", "wsmon-proxy"],
+        sources: &[
+            "proxy/src",
+            "proxy/Cargo.toml",
             "middleware/src",
             "middleware/Cargo.toml",
             "Cargo.lock",

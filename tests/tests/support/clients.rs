@@ -19,6 +19,15 @@ fn url(addr: SocketAddr) -> String {
 /// Connects over a socket with an optional small receive buffer (which also switches off the
 /// kernel's buffer autotuning, so that a client that does not read pushes back at once).
 pub async fn connect(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<Ws, String> {
+    connect_to(addr, "/ws", recv_buffer).await
+}
+
+/// [`connect`] on `path`.
+pub async fn connect_to(
+    addr: SocketAddr,
+    path: &str,
+    recv_buffer: Option<u32>,
+) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if let Some(size) = recv_buffer {
         socket
@@ -26,7 +35,7 @@ pub async fn connect(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<Ws, S
             .map_err(|e| e.to_string())?;
     }
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
-    let (ws, _) = tokio_tungstenite::client_async(url(addr), stream)
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), stream)
         .await
         .map_err(|e| e.to_string())?;
     Ok(ws)
@@ -43,7 +52,12 @@ pub fn healthy_reader(addr: SocketAddr) -> JoinHandle<()> {
 /// Connects, waits for the first message, then resets the TCP connection without a close
 /// frame: the server must record 1006 with no initiator.
 pub async fn abrupt_drop(addr: SocketAddr) -> Result<(), String> {
-    let mut ws = connect(addr, None).await?;
+    abrupt_drop_on(addr, "/ws").await
+}
+
+/// [`abrupt_drop`] on `path`.
+pub async fn abrupt_drop_on(addr: SocketAddr, path: &str) -> Result<(), String> {
+    let mut ws = connect_to(addr, path, None).await?;
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
     ws.get_ref().set_zero_linger().map_err(|e| e.to_string())?;
     drop(ws);
@@ -52,10 +66,18 @@ pub async fn abrupt_drop(addr: SocketAddr) -> Result<(), String> {
 
 /// An upgrade with a foreign Origin; returns the HTTP status the server refused it with.
 pub async fn upgrade_with_origin(addr: SocketAddr, origin: &str) -> Option<u16> {
-    let mut request = url(addr).into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("origin", HeaderValue::from_str(origin).unwrap());
+    upgrade_refusal(&url(addr), Some(origin)).await
+}
+
+/// An upgrade to `url`, with `origin` if given; returns the HTTP status it was refused with,
+/// `None` when it was accepted or failed otherwise.
+pub async fn upgrade_refusal(url: &str, origin: Option<&str>) -> Option<u16> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(origin).unwrap());
+    }
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => None,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
