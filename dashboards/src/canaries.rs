@@ -3,7 +3,7 @@
 //! the end, so that panel ids stay stable.
 
 use wsmon_catalog::canary as m;
-use wsmon_catalog::label::{CLOSE_CODE, PHASE, REASON};
+use wsmon_catalog::label::{CLOSE_CODE, OUTCOME, PHASE, REASON};
 
 use crate::config::Config;
 use crate::dashboard::{Dashboard, Row};
@@ -182,4 +182,26 @@ pub fn dashboard() -> Dashboard {
             legend_of(&[canary, CLOSE_CODE]),
         ),
     ]))
+    .row(Row::new("Resume").line([ts(
+        "Resumes by outcome, and replayed messages",
+        Unit::Count,
+    )
+    .describe(
+        "Each resumed connection, judged by its first telling message (docs/probe.md#resume): \
+         hit, miss, unavailable, failed or interrupted; and the messages replayed to it.",
+    )
+    .query(
+        sum(
+            &[canary, OUTCOME],
+            q.increase(q.series(m::CANARY_RESUMES_TOTAL)),
+        ),
+        legend_of(&[canary, OUTCOME]),
+    )
+    .query(
+        sum(
+            &by_canary,
+            q.increase(q.series(m::CANARY_REPLAYED_MESSAGES_TOTAL)),
+        ),
+        q.legend("replayed"),
+    )]))
 }

@@ -85,7 +85,12 @@ fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
         timeout: "3s",
         max_silence: "5s",
     };
-    let main = equipped_canary("main", main, pace);
+    // The main feed is never restarted, so its canary can resume by URL: the resume row then
+    // has the prober's series too.
+    let main = format!(
+        "{}    resume: {{ query: from }}\n",
+        equipped_canary("main", main, pace)
+    );
     format!(
         r#"{main}  - name: stalling
     url: ws://{stalling}/ws
