@@ -453,8 +453,10 @@ async fn the_daemon_keeps_serving_and_its_healthy_canary_stays_up_among_hostile_
         ("redirect", redirect.url(), "redirect"),
         ("reset", reset.url(), "reset"),
     ];
+    // The hostile canaries time out fast; the healthy one gets room for a loaded machine,
+    // where its handshake can take longer than 1 s while the floods run.
     let mut config = format!(
-        "defaults: {{ connect_timeout: 1s, backoff: {{ initial: 100ms, max: 500ms }} }}\ncanaries:\n  - name: feed\n    url: ws://{}/ws\n    sequence: {{ pointer: /seq }}\n",
+        "defaults: {{ connect_timeout: 1s, backoff: {{ initial: 100ms, max: 500ms }} }}\ncanaries:\n  - name: feed\n    url: ws://{}/ws\n    connect_timeout: 10s\n    sequence: {{ pointer: /seq }}\n",
         feed.addr
     );
     for (name, url, _) in &hostile {
