@@ -17,8 +17,8 @@
 //! slowloris client is cut off).
 //!
 //! [`Feed::faults`] makes the running feed misbehave on purpose (stalls, gaps, duplicates,
-//! drops, evictions, oversized messages, a broken publish path): see [`faults`](self::faults),
-//! and [`admin`](self::admin) for the same controls over loopback HTTP.
+//! drops, evictions, oversized messages, a broken publish path): see [`faults`],
+//! and [`admin`] for the same controls over loopback HTTP.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -188,7 +188,7 @@ impl Feed {
         &self.hub
     }
 
-    /// The fault controls: off until switched on (see [`faults`](self::faults)).
+    /// The fault controls: off until switched on (see [`faults`]).
     pub fn faults(self: &Arc<Self>) -> Faults {
         Faults::new(self.clone())
     }
