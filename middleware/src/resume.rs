@@ -5,7 +5,8 @@
 //! # fn run(wsmon: wsmon::WsMon) {
 //! use wsmon::ResumeOutcome;
 //!
-//! let route = wsmon.route("/ws");
+//! // Only a route declared on the builder has a handle, so a raw path never becomes a label.
+//! let route = wsmon.route("/ws").expect("/ws is declared");
 //! // Everything after the client's sequence was still retained and is replayed:
 //! route.record_resume(ResumeOutcome::Hit);
 //! route.record_replayed(120);
