@@ -68,3 +68,7 @@ cargo build --workspace --bins --examples
 log "cargo test (workspace)"
 # Two test threads per binary keep socket-heavy tests from starving each other on 2 cores.
 cargo test --workspace --all-targets -- --test-threads=2
+
+log "cargo test --doc (the examples in the API docs)"
+# `--all-targets` leaves doctests out; they are the first code an adopter copies.
+cargo test --workspace --doc --quiet
