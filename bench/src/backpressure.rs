@@ -274,7 +274,7 @@ pub async fn run_mode(mode: Mode, opts: &Options) -> anyhow::Result<RunResult> {
         .await?;
     let closed = metric(
         &text,
-        "websocket_server_outbound_overflows_total{route=\"/ws\",action=\"disconnect\"}",
+        "websocket_server_outbound_overflows_total{action=\"disconnect\"",
     );
     for s in slow {
         s.abort();

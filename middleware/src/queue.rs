@@ -59,18 +59,24 @@ impl Default for QueueConfig {
     }
 }
 
+/// `n * 3 / 4` rounded down, without overflowing for `n` near `usize::MAX` (an unbounded
+/// queue is configured as `usize::MAX`).
+fn three_quarters(n: usize) -> usize {
+    n / 4 * 3 + n % 4 * 3 / 4
+}
+
 impl QueueConfig {
     /// Capacity in messages; the high-water mark is set to three quarters of it.
     pub fn capacity(mut self, messages: usize) -> Self {
         self.capacity_messages = messages.max(1);
-        self.high_water_messages = (messages * 3 / 4).max(1);
+        self.high_water_messages = three_quarters(messages).max(1);
         self
     }
 
     /// Capacity in payload bytes; the high-water mark is set to three quarters of it.
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.capacity_bytes = bytes.max(1);
-        self.high_water_bytes = (bytes * 3 / 4).max(1);
+        self.high_water_bytes = three_quarters(bytes).max(1);
         self
     }
 
@@ -357,6 +363,23 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
     use crate::socket::ConnectionHandle;
+
+    #[test]
+    fn three_quarters_is_exact_and_never_overflows() {
+        for n in 0..1000usize {
+            assert_eq!(three_quarters(n), n * 3 / 4, "n = {n}");
+        }
+        assert_eq!(
+            three_quarters(usize::MAX),
+            (usize::MAX as u128 * 3 / 4) as usize
+        );
+        let c = QueueConfig::default()
+            .capacity(usize::MAX)
+            .capacity_bytes(usize::MAX);
+        assert_eq!(c.capacity_messages, usize::MAX);
+        assert!(c.high_water_messages > usize::MAX / 2);
+        assert!(c.high_water_bytes > usize::MAX / 2);
+    }
 
     fn handle() -> (prometheus::Registry, ConnectionHandle) {
         let registry = prometheus::Registry::new();
