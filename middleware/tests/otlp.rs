@@ -200,10 +200,7 @@ async fn http_protobuf_export_carries_the_catalog_and_agrees_with_the_scrape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_collector_drops_exports_without_blocking_the_server() {
     // A port with nothing listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = wsmon_testkit::free_local_addr();
     let server = start_feed(quiet_feed()).await;
     let config = OtlpConfig::grpc(format!("http://{closed}"), "wsmon-down")
         .interval(Duration::from_millis(100))
@@ -259,11 +256,7 @@ fn example_feed_binary() -> std::path::PathBuf {
 #[tokio::test]
 async fn example_feed_exports_over_otlp_when_the_environment_names_a_collector() {
     let (addr, received) = otlp_receiver::grpc().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = wsmon_testkit::free_port();
     let mut feed = tokio::process::Command::new(example_feed_binary())
         .args(["--listen", &format!("127.0.0.1:{port}"), "--rate", "5"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
