@@ -110,8 +110,8 @@ fn dashboards_have_datasource_job_instance_and_route_or_canary_variables() {
                 if vars.iter().all(|v| rendered.contains(v)) {
                     return;
                 }
-                let server_side = name.starts_with("websocket_server_canary_")
-                    || name.starts_with("service:");
+                let server_side =
+                    name.starts_with("websocket_server_canary_") || name.starts_with("service:");
                 assert!(
                     scope == "canary" && server_side && !rendered.contains('$'),
                     "{f}: panel {:?} query {} ignores the variables: {rendered}",
@@ -122,7 +122,10 @@ fn dashboards_have_datasource_job_instance_and_route_or_canary_variables() {
             });
         }
         if scope == "canary" {
-            assert!(unfiltered >= 6, "{f}: the server's side is missing: {unfiltered}");
+            assert!(
+                unfiltered >= 6,
+                "{f}: the server's side is missing: {unfiltered}"
+            );
         } else {
             assert_eq!(unfiltered, 0, "{f}");
         }
