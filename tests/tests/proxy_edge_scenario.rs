@@ -11,11 +11,17 @@
 //! | HAProxy `timeout tunnel` shorter than a quiet stream | canary 1006 at a fixed lifetime; server lifetimes in one bucket; `WebSocketAbnormalClosesHigh` |
 //! | the same HAProxy, server heartbeats on | the stream is kept, no close, no alert |
 //! | proxy-to-server link down, then an iptables DROP of server-to-proxy (netns) | server `heartbeat_timeouts_total` and the canary's heartbeat/stall within bound; reconnects fail fast; `WebSocketCanaryDown` |
-//! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded |
+//! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded; users dropped without a close frame while a canary on the proxy's own path holds |
 //! | nginx killed and restarted | canary 1006, jittered backoff, recovery time |
 //! | `nginx -s reload` | held stream stays on the old worker; after a reload into a config that drops Upgrade, the canary's `connect_check` fails with 400 within its interval while the held stream flows; `WebSocketUpgradeRejectionRatioHigh` |
 //! | feed drained (SIGTERM) | 1001 at the canary, server-initiated 1001 on the server, no alert storm |
 //! | TLS at nginx | `wss://` passes with `ca_file`, fails `tls_untrusted` without |
+//! | nginx answers upgrades itself | canary `handshake_status`; the feed behind sees no canary upgrade |
+//! | feed closes the canary (its `on_open` message over `--max-message-bytes`) | server-initiated 1009, at both ends |
+//!
+//! Each fault is its own `service` (feed targets carry it; the prober's target copies
+//! `canary` into it), so the which-hop alerts are checked per fault ([`hop_verdicts`]): the
+//! one naming the fault's hop fires for its service, no other does over the whole run.
 //!
 //! Every wait is for an event with a generous deadline. `WSMON_RECOVERY_REPORT=1` prints the
 //! recovery times recorded in BENCHMARKS.md.
