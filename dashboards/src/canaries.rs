@@ -1,11 +1,13 @@
 //! *WebSocket canaries*: per canary of `wsmon-probe daemon`, health, end-to-end freshness
-//! against the SLO, connect phases, stream integrity, reconnects and closes. New rows go at
-//! the end, so that panel ids stay stable.
+//! against the SLO, connect phases, stream integrity, reconnects and closes, resumes, then the
+//! canary's view beside the server's (runbook/which-hop-broke.md). New rows go at the end, so
+//! that panel ids stay stable.
 
 use wsmon_catalog::canary as m;
-use wsmon_catalog::label::{CLOSE_CODE, OUTCOME, PHASE, REASON};
+use wsmon_catalog::label::{CLOSE_CODE, INITIATOR, OUTCOME, PHASE, REASON, STATUS_CODE};
+use wsmon_catalog::server_canary as s;
 
-use crate::config::Config;
+use crate::config::{Config, SERVICE};
 use crate::dashboard::{Dashboard, Row};
 use crate::panel::{Panel, Unit};
 use crate::promql::{legend_of, max, over_one, sum, threshold, Queries};
@@ -14,6 +16,11 @@ use crate::promql::{legend_of, max, over_one, sum, threshold, Queries};
 pub fn dashboard() -> Dashboard {
     let cfg = Config::canaries();
     let q = Queries::new(&cfg);
+    // The server's side of the canary connections: its labels are not the canaries'.
+    let unfiltered = cfg.unfiltered();
+    let server = Queries::new(&unfiltered);
+    let by_service = [SERVICE];
+    let of_service = |prefix: &str| format!("{prefix} {}", legend_of(&by_service));
     let canary = q.scope();
     let by_canary = [canary];
     let ts = Panel::timeseries;
@@ -204,4 +211,123 @@ pub fn dashboard() -> Dashboard {
         ),
         q.legend("replayed"),
     )]))
+    .row(
+        Row::new("Canary view vs server view")
+            .line([
+                ts("Connect failures vs upgrades the server saw", Unit::Count)
+                    .describe(
+                        "Per service, across every canary (not filtered by the variables). \
+                         Canaries failing to connect while the server sees no canary upgrade: \
+                         the fault is before the server (DNS, LB, proxy, TLS).",
+                    )
+                    .query(
+                        server.recorded("service:websocket_canary_connect_failures:increase5m").to_string(),
+                        of_service("canary connect failures"),
+                    )
+                    .query(
+                        server.recorded("service:websocket_server_canary_upgrades:increase5m").to_string(),
+                        of_service("server: canary upgrades"),
+                    ),
+                ts("Server: canary upgrades by outcome and status", Unit::Count)
+                    .describe(
+                        "The canaries' upgrades as the server answered them: 400/426 = a hop \
+                         dropped the Upgrade headers on the way.",
+                    )
+                    .query(
+                        sum(
+                            &[SERVICE, OUTCOME, STATUS_CODE],
+                            server.increase(server.series(s::SERVER_CANARY_UPGRADES_TOTAL)),
+                        ),
+                        legend_of(&[OUTCOME, STATUS_CODE, SERVICE]),
+                    ),
+                ts("Closes: canary vs server", Unit::Count)
+                    .describe(
+                        "Canary 1006 while the server closed nothing (or saw 1006 too, no \
+                         initiator): the path cut it. A server-initiated error code: the server \
+                         closed it.",
+                    )
+                    .query(
+                        sum(&[CLOSE_CODE], q.increase(q.series(m::CANARY_CLOSES_TOTAL))),
+                        format!("canary {}", legend_of(&[CLOSE_CODE])),
+                    )
+                    .query(
+                        sum(
+                            &[SERVICE, INITIATOR, CLOSE_CODE],
+                            server.increase(server.series(s::SERVER_CANARY_CLOSES_TOTAL)),
+                        ),
+                        format!("server {}", legend_of(&[INITIATOR, CLOSE_CODE, SERVICE])),
+                    ),
+            ])
+            .line([
+                ts("Canaries up vs held by the server", Unit::Count)
+                    .describe(
+                        "The server holding more canary connections than are up: half-open \
+                         streams (the canary gave up, the server has not noticed).",
+                    )
+                    .query(sum(&[], q.series(m::CANARY_UP)), "canaries up")
+                    .query(
+                        sum(
+                            &by_service,
+                            server.series(s::SERVER_CANARY_ACTIVE_CONNECTIONS),
+                        ),
+                        of_service("server holds"),
+                    ),
+                ts("Users' 1006 share vs threshold", Unit::Ratio)
+                    .describe(
+                        "All connections minus the canaries', over 10m, as \
+                         WebSocketClientNetworksDegraded judges it: high while the canaries are \
+                         healthy = the users' own networks.",
+                    )
+                    .query(
+                        server
+                            .recorded("service:websocket_server_user_abnormal_closes:ratio_rate10m")
+                            .to_string(),
+                        of_service("users' 1006 share"),
+                    )
+                    .threshold(threshold("user_abnormal_close_ratio"), "threshold"),
+                ts("First payload p99: canary vs server", Unit::Seconds)
+                    .describe(
+                        "The canary's wait from its upgrade against the server's from the same \
+                         upgrade: the difference is the path back.",
+                    )
+                    .query(
+                        q.quantile(0.99, &[], m::CANARY_FIRST_PAYLOAD_SECONDS),
+                        "canary p99",
+                    )
+                    .query(
+                        server.quantile(
+                            0.99,
+                            &by_service,
+                            s::SERVER_CANARY_FIRST_PAYLOAD_LATENCY_SECONDS,
+                        ),
+                        of_service("server p99"),
+                    ),
+            ])
+            .line([
+                ts("Fresh connections vs held stream", Unit::OnOff)
+                    .describe(
+                        "connect_check (a new connection, first payload, close, every interval) \
+                         against the held stream: checks down while the stream is up = new \
+                         clients cannot connect (WebSocketNewConnectionsFailing).",
+                    )
+                    .query(
+                        max(&by_canary, q.series(m::CANARY_CONNECT_CHECK_UP)),
+                        q.legend("connect check"),
+                    )
+                    .query(
+                        max(&by_canary, q.series(m::CANARY_UP)),
+                        q.legend("held stream"),
+                    ),
+                ts("Connect check failures by reason", Unit::Count).query(
+                    sum(
+                        &[canary, REASON],
+                        q.increase(q.series(m::CANARY_CONNECT_CHECK_FAILURES_TOTAL)),
+                    ),
+                    legend_of(&[canary, REASON]),
+                ),
+                ts("Connect check duration", Unit::Seconds)
+                    .describe("Start of a fresh connection to its first data message.")
+                    .queries(q.quantiles(m::CANARY_CONNECT_CHECK_SECONDS, &[0.5, 0.99])),
+            ]),
+    )
 }

@@ -7,6 +7,9 @@ use wsmon_catalog::{canary, label, server, MetricDef};
 pub const JOB: &str = "job";
 /// The target label Prometheus gives every scraped series: the scraped address.
 pub const INSTANCE: &str = "instance";
+/// The target label the operator gives both the prober's and the server's scrape jobs, so
+/// that the two views of the same canaries can be set side by side (alerts/recording.rules.yml).
+pub const SERVICE: &str = "service";
 
 /// One label the dashboard filters on, with the multi-value template variable of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,22 @@ impl Config {
             },
             canary::CANARY_UP,
         )
+    }
+
+    /// The same data source without filters: for the series of the other side (the server's
+    /// families on the canary dashboard), whose job, instance and scope labels the dashboard's
+    /// variables do not list, and for the per-`service` recording rules, which keep no other
+    /// label.
+    ///
+    /// ```
+    /// let cfg = wsmon_dashboards::config::Config::canaries().unfiltered();
+    /// assert_eq!(cfg.selector(), "");
+    /// ```
+    pub fn unfiltered(&self) -> Self {
+        Self {
+            filters: Vec::new(),
+            ..self.clone()
+        }
     }
 
     /// The matchers of every filter: `job=~"$job", instance=~"$instance", route=~"$route"`.

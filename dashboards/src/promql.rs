@@ -11,7 +11,7 @@ use wsmon_catalog::{Kind, MetricDef};
 use crate::config::Config;
 
 /// Name of the Prometheus label of histogram bucket boundaries.
-const LE: &str = "le";
+pub const LE: &str = "le";
 
 /// A series selection: a name and its matchers, rendered `name{m1, m2}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,9 +85,14 @@ impl<'c> Queries<'c> {
     }
 
     fn named(&self, name: &str) -> Selection {
+        let selector = self.cfg.selector();
         Selection {
             name: name.to_string(),
-            matchers: vec![self.cfg.selector()],
+            matchers: if selector.is_empty() {
+                Vec::new()
+            } else {
+                vec![selector]
+            },
         }
     }
 

@@ -1,5 +1,6 @@
 //! *WebSocket server*: the five triage rows (runbook/five-panels.md), then heartbeats and
-//! traffic, then resume and replay. New rows go at the end, so that panel ids stay stable.
+//! traffic, resume and replay, and connection lifetimes. New rows go at the end, so that
+//! panel ids stay stable.
 
 use wsmon_catalog::label::{
     ACTION, CLOSE_CODE, DIRECTION, FRAME_TYPE, INITIATOR, OUTCOME, STATUS_CODE,
@@ -9,7 +10,7 @@ use wsmon_catalog::{resume, server as m};
 use crate::config::Config;
 use crate::dashboard::{Dashboard, Row};
 use crate::panel::{Panel, Unit};
-use crate::promql::{legend_of, max, over_one, sum, threshold, Queries};
+use crate::promql::{legend_of, max, over_one, sum, threshold, Queries, LE};
 
 /// Per-route series of a recorded ratio, as its alert reads it, and that alert's threshold.
 trait Alerted {
@@ -210,5 +211,23 @@ pub fn dashboard() -> Dashboard {
                     q.legend("last 1h"),
                 )
                 .threshold(threshold("replay_gap_messages_per_1h"), "threshold"),
+        ]))
+        .row(Row::new("Connection lifetimes").line([
+            ts("Share of connection ends per lifetime bucket", Unit::Ratio)
+                .describe(
+                    "Of the connections that ended over 5m, the share whose lifetime fell in \
+                     each bucket (legend: its upper bound). One bucket near 100% with 1006 \
+                     closes is a hop's idle timeout cutting quiet streams, as \
+                     WebSocketConnectionsCutAtFixedLifetime judges it; with clean closes, a \
+                     fixed session length.",
+                )
+                .query(
+                    max(
+                        &[route, LE],
+                        q.recorded("instance_route_le:websocket_server_connection_lifetimes:share_rate5m"),
+                    ),
+                    format!("up to {{{{{LE}}}}} s {}", q.legend("")),
+                )
+                .threshold(threshold("lifetime_cluster_share"), "threshold"),
         ]))
 }

@@ -86,9 +86,9 @@ fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
         max_silence: "5s",
     };
     // The main feed is never restarted, so its canary can resume by URL: the resume row then
-    // has the prober's series too.
+    // has the prober's series too; its fresh-connection checks fill the connect-check panels.
     let main = format!(
-        "{}    resume: {{ query: from }}\n",
+        "{}    resume: {{ query: from }}\n    connect_check: {{ every: 2s }}\n",
         equipped_canary("main", main, pace)
     );
     format!(

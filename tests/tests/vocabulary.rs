@@ -219,6 +219,45 @@ fn slo_latency_threshold_matches_the_sli_bucket() {
     }
 }
 
+/// The lifetime-share rule names each bucket of the duration histogram by hand (PromQL cannot
+/// subtract a bucket from the one below it): its pairs must be the catalog's buckets, each
+/// against the one below, from 1 s up to `+Inf`.
+#[test]
+fn lifetime_share_rule_pairs_the_catalog_buckets() {
+    let files = rule_files();
+    let rule = files
+        .iter()
+        .flat_map(|f| f.rules().cloned())
+        .find(|r| {
+            r.record.as_deref()
+                == Some("instance_route_le:websocket_server_connection_lifetimes:share_rate5m")
+        })
+        .expect("lifetime share rule defined");
+    let expr = promql::parse(&rule.expr).unwrap();
+    let mut les = Vec::new();
+    promql::walk(&expr, &mut |e| {
+        if let promql_parser::parser::Expr::VectorSelector(vs) = e {
+            for m in &vs.matchers.matchers {
+                if m.name == "le" {
+                    les.push(m.value.clone());
+                }
+            }
+        }
+    });
+    let bounds: Vec<String> = wsmon_catalog::CONNECTION_DURATION_SECONDS
+        .buckets
+        .iter()
+        .map(|b| b.to_string())
+        .chain(["+Inf".to_string()])
+        .collect();
+    // Each term selects its bucket, then the one below it.
+    let expected: Vec<String> = bounds
+        .windows(2)
+        .flat_map(|w| [w[1].clone(), w[0].clone()])
+        .collect();
+    assert_eq!(les, expected, "{}: le matchers", rule.name());
+}
+
 /// The runbooks' Diagnosis blocks are what on-call engineers paste into Prometheus: they must
 /// parse and use the vocabulary too. Prometheus's own `up` and `{__name__=~…}` lookups, which
 /// diagnose missing targets and metrics, are the only exceptions.
