@@ -427,6 +427,9 @@ const WHICH_HOP_ALERTS: [&str; 6] = [
     "WebSocketNewConnectionsFailing",
 ];
 
+/// The server-side alert that names an idle timeout, per instance (no `service`).
+const CUT_AT_FIXED_LIFETIME: &str = "WebSocketConnectionsCutAtFixedLifetime";
+
 /// What one fault's `service` shows of [`WHICH_HOP_ALERTS`]: `fires` must fire, `tolerated`
 /// may (a second, also true conclusion), every other one stays quiet.
 struct HopVerdict {
@@ -1643,6 +1646,17 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "silent blackhole",
         ));
     }
+    // The server's own view of the idle timeout: its lifetimes cluster in the bucket that
+    // holds the 3 s timeout, (1 s, 5 s].
+    expected.push(
+        Expected::new(
+            CUT_AT_FIXED_LIFETIME,
+            "instance",
+            idle_feed.addr.to_string(),
+            "tunnel timeout",
+        )
+        .firing(),
+    );
     let verdicts = hop_verdicts(blackhole.is_some(), throttle.is_some());
     for v in &verdicts {
         for alert in v.fires {
@@ -1692,6 +1706,14 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     }
     // Each fault's service saw its own which-hop alert and none of the others.
     for a in alerts.lock().unwrap().0.values() {
+        if a.name() == CUT_AT_FIXED_LIFETIME {
+            let on = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+            assert!(
+                on("instance") == idle_feed.addr.to_string() && on("le") == "5",
+                "a fixed-lifetime cut only behind the {TUNNEL_TIMEOUT:?} tunnel timeout, in its \
+                 bucket: {a}\nseen:\n{seen}"
+            );
+        }
         if !WHICH_HOP_ALERTS.contains(&a.name()) {
             continue;
         }
