@@ -28,7 +28,7 @@ use std::time::Duration;
 use support::alerts::{assert_alerts_seen, assert_quiet_while_healthy, AlertLog, Expected};
 use support::clients;
 use support::exposition::{scrape, Scrape};
-use support::prometheus::Prometheus;
+use support::prometheus::{Prometheus, ScrapeJob};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 use wsmon::{Heartbeat, OverflowPolicy, QueueConfig};
@@ -258,8 +258,8 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     let prom = Prometheus::start_with_wsmon_rules(
         dir.path(),
         &[
-            (FEED_JOB, vec![main.addr, stalling.addr, slow_snapshot.addr]),
-            (PROBE_JOB, vec![daemon.addr]),
+            ScrapeJob::new(FEED_JOB).targets(&[main.addr, stalling.addr, slow_snapshot.addr], &[]),
+            ScrapeJob::new(PROBE_JOB).targets(&[daemon.addr], &[]),
         ],
     )
     .await;

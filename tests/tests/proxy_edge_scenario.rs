@@ -11,11 +11,17 @@
 //! | HAProxy `timeout tunnel` shorter than a quiet stream | canary 1006 at a fixed lifetime; server lifetimes in one bucket; `WebSocketAbnormalClosesHigh` |
 //! | the same HAProxy, server heartbeats on | the stream is kept, no close, no alert |
 //! | proxy-to-server link down, then an iptables DROP of server-to-proxy (netns) | server `heartbeat_timeouts_total` and the canary's heartbeat/stall within bound; reconnects fail fast; `WebSocketCanaryDown` |
-//! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded |
+//! | throttled client link (netns, tbf) | server queue and slow consumers rise, then 1013 evictions; RSS bounded; users dropped without a close frame while a canary on the proxy's own path holds |
 //! | nginx killed and restarted | canary 1006, jittered backoff, recovery time |
 //! | `nginx -s reload` | held stream stays on the old worker; after a reload into a config that drops Upgrade, the canary's `connect_check` fails with 400 within its interval while the held stream flows; `WebSocketUpgradeRejectionRatioHigh` |
 //! | feed drained (SIGTERM) | 1001 at the canary, server-initiated 1001 on the server, no alert storm |
 //! | TLS at nginx | `wss://` passes with `ca_file`, fails `tls_untrusted` without |
+//! | nginx answers upgrades itself | canary `handshake_status`; the feed behind sees no canary upgrade |
+//! | feed closes the canary (its `on_open` message over `--max-message-bytes`) | server-initiated 1009, at both ends |
+//!
+//! Each fault is its own `service` (feed targets carry it; the prober's target copies
+//! `canary` into it), so the which-hop alerts are checked per fault ([`hop_verdicts`]): the
+//! one naming the fault's hop fires for its service, no other does over the whole run.
 //!
 //! Every wait is for an event with a generous deadline. `WSMON_RECOVERY_REPORT=1` prints the
 //! recovery times recorded in BENCHMARKS.md.
@@ -36,7 +42,7 @@ use support::alerts::{AlertLog, Expected};
 use support::exposition::{scrape, Scrape};
 use support::feed_process::FeedProcess;
 use support::prober::ProberDaemon;
-use support::prometheus::Prometheus;
+use support::prometheus::{Prometheus, ScrapeJob};
 use tokio::time::{sleep, Instant};
 use wsmon_testkit::free_port;
 use wsmon_testkit::haproxy::HaProxy;
@@ -57,6 +63,9 @@ const CONNECT_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// The port the namespaced proxies and feeds listen on.
 const NS_PROXY_PORT: u16 = 8080;
 const NS_FEED_PORT: u16 = 8081;
+/// Users on the throttled network whose connections drop without a close frame: enough
+/// that the users' closes pass `wsmon:threshold:ratio_min_events_per_second` over 10 minutes.
+const USERS_DROPPED: usize = 60;
 
 fn fixture(name: &str, values: &[(&str, &str)]) -> String {
     let path = repo::root().join("tests/fixtures/proxy_edge").join(name);
@@ -148,8 +157,21 @@ async fn wait_canary_above(
     above: f64,
     what: &str,
 ) -> f64 {
+    wait_above(http, daemon, daemon.addr, metric, labels, above, what).await
+}
+
+/// Waits until `metric` summed over `labels` at `addr` is above `above`; its value.
+async fn wait_above(
+    http: &reqwest::Client,
+    daemon: &ProberDaemon,
+    addr: SocketAddr,
+    metric: &str,
+    labels: &[(&str, &str)],
+    above: f64,
+    what: &str,
+) -> f64 {
     wait_for(Duration::from_secs(30), what, daemon, || async {
-        let n = scrape_sum(http, daemon.addr, metric, labels).await?;
+        let n = scrape_sum(http, addr, metric, labels).await?;
         (n > above).then_some(n)
     })
     .await
@@ -336,6 +358,13 @@ fn canaries_yaml(p: &Paths) -> String {
   - name: tls-untrusted
     url: wss://{tls}/ws
     first_payload_within: 2s
+  - name: before
+    url: ws://{before}/ws
+    first_payload_within: 2s
+  - name: closed
+    url: ws://{closed}/ws
+    first_payload_within: 2s
+    on_open: ['{{"type":"subscribe","topics":["over the 16-byte limit of the feed"]}}']
 "#,
         reject = p.reject,
         idle = p.idle,
@@ -346,6 +375,8 @@ fn canaries_yaml(p: &Paths) -> String {
         tls = p.tls,
         ca = p.ca.display(),
         check = CONNECT_CHECK_EVERY.as_secs(),
+        before = p.before,
+        closed = p.closed,
     );
     if let Some(b) = p.blackhole {
         let hb = CANARY_DETECT.as_secs();
@@ -356,6 +387,14 @@ fn canaries_yaml(p: &Paths) -> String {
     sequence: {{ pointer: /seq }}
     max_silence: {hb}s
     heartbeat: {{ every: 1s, timeout: {hb}s }}
+"#
+        ));
+    }
+    if let Some(t) = p.throttle {
+        y.push_str(&format!(
+            r#"  - name: throttle
+    url: ws://{t}/ws
+    first_payload_within: 2s
 "#
         ));
     }
@@ -373,6 +412,107 @@ struct Paths<'a> {
     tls: SocketAddr,
     ca: &'a Path,
     blackhole: Option<SocketAddr>,
+    before: SocketAddr,
+    closed: SocketAddr,
+    throttle: Option<SocketAddr>,
+}
+
+/// The alerts that say which hop broke (alerts/websocket-canary.alerts.yml).
+const WHICH_HOP_ALERTS: [&str; 6] = [
+    "WebSocketFaultBeforeServer",
+    "WebSocketCanaryRejectedByServer",
+    "WebSocketCanaryClosedByServer",
+    "WebSocketCanaryCutOnPath",
+    "WebSocketClientNetworksDegraded",
+    "WebSocketNewConnectionsFailing",
+];
+
+/// The server-side alert that names an idle timeout, per instance (no `service`).
+const CUT_AT_FIXED_LIFETIME: &str = "WebSocketConnectionsCutAtFixedLifetime";
+
+/// What one fault's `service` shows of [`WHICH_HOP_ALERTS`]: `fires` must fire, `tolerated`
+/// may (a second, also true conclusion), every other one stays quiet.
+struct HopVerdict {
+    service: &'static str,
+    fault: &'static str,
+    fires: &'static [&'static str],
+    tolerated: &'static [&'static str],
+}
+
+fn hop_verdicts(blackhole: bool, throttle: bool) -> Vec<HopVerdict> {
+    let v = |service, fault, fires, tolerated| HopVerdict {
+        service,
+        fault,
+        fires,
+        tolerated,
+    };
+    let mut all = vec![
+        v(
+            "before",
+            "nginx answers upgrades itself",
+            &["WebSocketFaultBeforeServer"][..],
+            &[][..],
+        ),
+        v(
+            "reject",
+            "nginx drops Upgrade, the feed rejects with 400",
+            &["WebSocketCanaryRejectedByServer"],
+            &[],
+        ),
+        v(
+            "closed",
+            "the feed closes the canary with 1009",
+            &["WebSocketCanaryClosedByServer"],
+            &[],
+        ),
+        v(
+            "idle",
+            "HAProxy tunnel timeout",
+            &["WebSocketCanaryCutOnPath"],
+            &[],
+        ),
+        // While nginx is down the canary's reconnects are refused before the server.
+        v(
+            "restart",
+            "nginx killed and restarted",
+            &["WebSocketCanaryCutOnPath"],
+            &["WebSocketFaultBeforeServer"],
+        ),
+        v(
+            "reload",
+            "nginx reloaded into a config that drops Upgrade",
+            &["WebSocketNewConnectionsFailing"],
+            &[],
+        ),
+        v("drain", "feed drained (1001)", &[], &[]),
+        v(
+            "heartbeat",
+            "heartbeats through the tunnel timeout",
+            &[],
+            &[],
+        ),
+        v("tls-trusted", "wss:// with ca_file", &[], &[]),
+        // Its service has no server scraped, so no rule can place the fault.
+        v("tls-untrusted", "wss:// without ca_file", &[], &[]),
+    ];
+    if blackhole {
+        // During the cut nginx answers the reconnects itself (502/504): before the server.
+        all.push(v(
+            "blackhole",
+            "silent blackhole and asymmetric loss",
+            &["WebSocketCanaryCutOnPath"],
+            &["WebSocketFaultBeforeServer"],
+        ));
+    }
+    if throttle {
+        all.push(v(
+            "throttle",
+            "throttled client network, users dropped",
+            &["WebSocketClientNetworksDegraded"],
+            &[],
+        ));
+    }
+    all
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -502,6 +642,27 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     )
     .await;
 
+    // A proxy that answers upgrades itself: the feed behind it never sees the canary.
+    let before_feed = FeedProcess::start(&feed_bin, dir.path(), "before", &ticking).await;
+    let before_at = loopback(free_port());
+    let _before_nginx = nginx_in_front(
+        None,
+        "nginx-refuses-upgrade.conf",
+        before_at,
+        before_feed.addr,
+        &[],
+    )
+    .await;
+    // A feed that accepts the canary, then closes it with 1009: its `on_open` message is
+    // over the feed's limit.
+    let closed_feed = FeedProcess::start(
+        &feed_bin,
+        dir.path(),
+        "closed",
+        &args(&["--rate", "10", "--max-message-bytes", "16"]),
+    )
+    .await;
+
     // --- the namespaced paths: prober on loopback, reaching the client host through a relay
     // whose sockets live in the client namespace; feeds scraped through relays too ---
     let blackhole_net = netns::require("the blackhole fault", Topology::create("bh"));
@@ -522,9 +683,10 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     if let Some(net) = &throttle_net {
         // A 64-message queue that disconnects when full, no heartbeat (the eviction must be
         // the queue's), and a small resume history so that RSS shows the queues.
+        // Ticks once a second so that the healthy canary never stalls.
         let feed_args = args(&[
             "--rate",
-            "0",
+            "1",
             "--heartbeat-secs",
             "0",
             "--queue-capacity",
@@ -534,8 +696,15 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "--history",
             "16",
         ]);
-        throttle =
-            Some(feed_behind_nginx_in(net, &feed_bin, dir.path(), "throttle", &feed_args).await);
+        let (feed, nginx) =
+            feed_behind_nginx_in(net, &feed_bin, dir.path(), "throttle", &feed_args).await;
+        // The canary reaches the same nginx from inside the proxy's namespace: the path
+        // without the users' throttled link.
+        let canary_relay = net
+            .proxy
+            .forward_from_loopback(net.proxy_socket(NS_PROXY_PORT))
+            .unwrap();
+        throttle = Some((feed, nginx, canary_relay));
     }
 
     let paths = Paths {
@@ -548,29 +717,46 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         tls: tls_at,
         ca: &cert_pem,
         blackhole: blackhole.as_ref().map(|(_, _, relay)| relay.addr),
+        before: before_at,
+        closed: closed_feed.addr,
+        throttle: throttle.as_ref().map(|(_, _, relay)| relay.addr),
     };
     let daemon = support::prober::start(&probe_bin, &canaries_yaml(&paths)).await;
 
-    let mut feed_targets = vec![
-        reject_feed.addr,
-        idle_feed.addr,
-        heartbeat_feed.addr,
-        restart_feed.addr,
-        reload_feed.addr,
-        drain_feeds[0].addr,
-        drain_feeds[1].addr,
-        tls_feed.addr,
+    // Each fault is its own service: every feed target carries `service`, and the prober's
+    // one target hands each canary's name down as its `service`.
+    let mut services: Vec<(&str, Vec<SocketAddr>)> = vec![
+        ("reject", vec![reject_feed.addr]),
+        ("idle", vec![idle_feed.addr]),
+        ("heartbeat", vec![heartbeat_feed.addr]),
+        ("restart", vec![restart_feed.addr]),
+        ("reload", vec![reload_feed.addr]),
+        ("drain", vec![drain_feeds[0].addr, drain_feeds[1].addr]),
+        ("tls-trusted", vec![tls_feed.addr]),
+        ("before", vec![before_feed.addr]),
+        ("closed", vec![closed_feed.addr]),
     ];
-    feed_targets.extend(blackhole.as_ref().map(|(f, _, _)| f.addr));
-    feed_targets.extend(throttle.as_ref().map(|(f, _)| f.addr));
-    let targets = feed_targets.len() + 1;
-    let prom = Arc::new(
-        Prometheus::start_with_wsmon_rules(
-            dir.path(),
-            &[(FEED_JOB, feed_targets), (PROBE_JOB, vec![daemon.addr])],
-        )
-        .await,
+    services.extend(
+        blackhole
+            .as_ref()
+            .map(|(f, _, _)| ("blackhole", vec![f.addr])),
     );
+    services.extend(
+        throttle
+            .as_ref()
+            .map(|(f, _, _)| ("throttle", vec![f.addr])),
+    );
+    let feed_job = services
+        .iter()
+        .fold(ScrapeJob::new(FEED_JOB), |job, (service, addrs)| {
+            job.targets(addrs, &[("service", service)])
+        });
+    let probe_job = ScrapeJob::new(PROBE_JOB)
+        .targets(&[daemon.addr], &[])
+        .copy_label("canary", "service");
+    let targets = feed_job.target_count() + probe_job.target_count();
+    let prom =
+        Arc::new(Prometheus::start_with_wsmon_rules(dir.path(), &[feed_job, probe_job]).await);
     prom.wait_for_targets_up(targets).await;
     let alerts = Arc::new(Mutex::new(AlertLog::default()));
     let recorder = alert_recorder(prom.clone(), alerts.clone());
@@ -579,6 +765,9 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     let mut healthy = vec!["heartbeat", "restart", "reload", "drain", "tls-trusted"];
     if blackhole.is_some() {
         healthy.push("blackhole");
+    }
+    if throttle.is_some() {
+        healthy.push("throttle");
     }
     for canary in &healthy {
         recovery(&http, &daemon, canary, Instant::now()).await;
@@ -1111,7 +1300,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
     };
 
     let throttled = async {
-        let (Some(net), Some((feed, _nginx))) = (&throttle_net, &throttle) else {
+        let (Some(net), Some((feed, _nginx, _relay))) = (&throttle_net, &throttle) else {
             return None;
         };
         net.proxy
@@ -1178,13 +1367,57 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "its outbound queue should have filled: {max_queue}"
         );
         assert!(max_rss < 256 << 20, "feed RSS {max_rss} over 256 MiB");
+        // Users on the throttled network lose their connections without a close frame, as
+        // phones that lose signal do, while the canary on the proxy's own path stays up.
+        let dropped_before = scrape_sum(
+            http,
+            feed.addr,
+            "websocket_server_closes_total",
+            &[("close_code", "1006")],
+        )
+        .await
+        .unwrap_or(0.0);
+        for _ in 0..USERS_DROPPED {
+            let tcp = net
+                .client
+                .connect(net.proxy_socket(NS_PROXY_PORT))
+                .await
+                .expect("a user connects in the client namespace");
+            let (mut ws, _) = tokio_tungstenite::client_async(
+                format!("ws://{}/ws", net.proxy_socket(NS_PROXY_PORT)),
+                tcp,
+            )
+            .await
+            .expect("a user's upgrade through nginx");
+            let _ = ws.next().await;
+            drop(ws);
+        }
+        wait_above(
+            http,
+            daemon,
+            feed.addr,
+            "websocket_server_closes_total",
+            &[("close_code", "1006")],
+            dropped_before + USERS_DROPPED as f64 - 0.5,
+            "the server counts the users' dropped connections as 1006",
+        )
+        .await;
+        assert_metric(
+            http,
+            daemon.addr,
+            "websocket_canary_up",
+            &[("canary", "throttle")],
+            1.0,
+            "the canary on the unthrottled path stays up",
+        )
+        .await;
         net.proxy
             .unthrottle(Topology::PROXY_TO_CLIENT)
             .expect("tc del");
         report.put(
             "throttled client",
             format!(
-                "queue peaked at {max_queue} messages, {max_slow} slow consumer(s), evicted with 1013 {:?} after the bulk publishing began; feed RSS peak {} MiB",
+                "queue peaked at {max_queue} messages, {max_slow} slow consumer(s), evicted with 1013 {:?} after the bulk publishing began; feed RSS peak {} MiB; {USERS_DROPPED} users dropped (1006) while the canary held",
                 evicted.unwrap(),
                 max_rss >> 20
             ),
@@ -1192,7 +1425,58 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         Some(())
     };
 
-    let (_, _, _, _, _, _, _, bh, _) = tokio::join!(
+    let refused_before_server = async {
+        wait_canary_above(
+            http,
+            daemon,
+            "websocket_canary_failures_total",
+            &[("canary", "before"), ("reason", "handshake_status")],
+            1.0,
+            "the canary fails with handshake_status at the refusing nginx",
+        )
+        .await;
+        assert_metric(
+            http,
+            before_feed.addr,
+            "websocket_server_canary_upgrades_total",
+            &[],
+            0.0,
+            "the server behind the refusing nginx never sees the canary",
+        )
+        .await;
+        report.put(
+            "proxy answers upgrades itself",
+            "canary handshake_status; no canary upgrade on the server".into(),
+        );
+    };
+
+    let closed_by_server = async {
+        let closed = wait_above(
+            http,
+            daemon,
+            closed_feed.addr,
+            "websocket_server_canary_closes_total",
+            &[("initiator", "server"), ("close_code", "1009")],
+            1.0,
+            "the feed closes the canary with 1009 itself",
+        )
+        .await;
+        wait_canary_above(
+            http,
+            daemon,
+            "websocket_canary_closes_total",
+            &[("canary", "closed"), ("close_code", "1009")],
+            1.0,
+            "the canary sees the feed's 1009",
+        )
+        .await;
+        report.put(
+            "server closes the canary",
+            format!("{closed} server-initiated 1009 closes of the canary"),
+        );
+    };
+
+    let (_, _, _, _, _, _, _, bh, _, _, _) = tokio::join!(
         upgrade_dropped,
         idle_timeout,
         heartbeats_keep_it,
@@ -1201,7 +1485,9 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         drained,
         tls,
         blackholed,
-        throttled
+        throttled,
+        refused_before_server,
+        closed_by_server
     );
 
     // --- what Prometheus saw of each fault, as an operator would query it ---
@@ -1294,7 +1580,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "server heartbeat timeouts from the blackhole",
         ));
     }
-    if let Some((feed, _)) = &throttle {
+    if let Some((feed, _, _)) = &throttle {
         seen_by_prometheus.push((
             format!(r#"websocket_server_closes_total{{instance="{}",initiator="server",close_code="1013"}} > 0"#, feed.addr),
             "1013 evictions of the throttled client",
@@ -1344,7 +1630,7 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
         reload_feed.addr.to_string(),
         "connect_check after the bad nginx reload",
     ));
-    if let Some((feed, _)) = &throttle {
+    if let Some((feed, _, _)) = &throttle {
         expected.push(Expected::new(
             "WebSocketSlowConsumersSustained",
             "instance",
@@ -1359,6 +1645,23 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             "blackhole",
             "silent blackhole",
         ));
+    }
+    // The server's own view of the idle timeout: its lifetimes cluster in the bucket that
+    // holds the 3 s timeout, (1 s, 5 s].
+    expected.push(
+        Expected::new(
+            CUT_AT_FIXED_LIFETIME,
+            "instance",
+            idle_feed.addr.to_string(),
+            "tunnel timeout",
+        )
+        .firing(),
+    );
+    let verdicts = hop_verdicts(blackhole.is_some(), throttle.is_some());
+    for v in &verdicts {
+        for alert in v.fires {
+            expected.push(Expected::new(alert, "service", v.service, v.fault).firing());
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -1399,6 +1702,27 @@ async fn proxies_and_network_faults_show_on_both_ends_and_in_the_alerts() {
             !(on("canary") == "drain"
                 && (a.state == "firing" || a.name() == "WebSocketCanaryFailing")),
             "a drain is no incident: {a}\nseen:\n{seen}"
+        );
+    }
+    // Each fault's service saw its own which-hop alert and none of the others.
+    for a in alerts.lock().unwrap().0.values() {
+        if a.name() == CUT_AT_FIXED_LIFETIME {
+            let on = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+            assert!(
+                on("instance") == idle_feed.addr.to_string() && on("le") == "5",
+                "a fixed-lifetime cut only behind the {TUNNEL_TIMEOUT:?} tunnel timeout, in its \
+                 bucket: {a}\nseen:\n{seen}"
+            );
+        }
+        if !WHICH_HOP_ALERTS.contains(&a.name()) {
+            continue;
+        }
+        let service = a.labels.get("service").map_or("", String::as_str);
+        let v = verdicts.iter().find(|v| v.service == service);
+        assert!(
+            v.is_some_and(|v| v.fires.contains(&a.name()) || v.tolerated.contains(&a.name())),
+            "a which-hop alert that names the wrong hop for {}: {a}\nseen:\n{seen}",
+            v.map_or("no fault", |v| v.fault)
         );
     }
     let errors = prom.rule_errors().await.unwrap();

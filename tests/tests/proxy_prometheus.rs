@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use promql_parser::parser::Expr;
 use support::alerts::{assert_alerts_seen, assert_quiet_while_healthy, AlertLog, Expected};
 use support::clients;
-use support::prometheus::Prometheus;
+use support::prometheus::{Prometheus, ScrapeJob};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -300,7 +300,12 @@ async fn prometheus_reads_the_proxys_metrics_with_the_server_dashboard_and_alert
     let rule_dir = dir.path().join("rules");
     std::fs::create_dir_all(&rule_dir).unwrap();
     let written = rules::write_with_scaled_for(&rule_files, &rule_dir, 60).unwrap();
-    let prom = Prometheus::start(dir.path(), &written, &[(JOB, vec![proxy.metrics])]).await;
+    let prom = Prometheus::start(
+        dir.path(),
+        &written,
+        &[ScrapeJob::new(JOB).targets(&[proxy.metrics], &[])],
+    )
+    .await;
     prom.wait_for_targets_up(1).await;
 
     // --- healthy traffic: subscribers of the upstream's ticks (stamped JSON and pings), and

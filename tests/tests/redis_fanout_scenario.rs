@@ -29,7 +29,7 @@ use support::alerts::{assert_alerts_seen, assert_quiet_while_healthy, AlertLog, 
 use support::exposition::{scrape, Scrape};
 use support::feed_process::FeedProcess;
 use support::prober::ProberDaemon;
-use support::prometheus::Prometheus;
+use support::prometheus::{Prometheus, ScrapeJob};
 use support::{binaries, clients};
 use tokio::time::{sleep, Instant};
 use wsmon_testkit::redis::RedisServer;
@@ -233,8 +233,8 @@ async fn redis_fanout_faults_show_in_canaries_metrics_and_alerts_and_recovery_is
     let prom = Prometheus::start_with_wsmon_rules(
         dir.path(),
         &[
-            (FEED_JOB, vec![a.addr, b.addr]),
-            (PROBE_JOB, vec![probe.addr]),
+            ScrapeJob::new(FEED_JOB).targets(&[a.addr, b.addr], &[]),
+            ScrapeJob::new(PROBE_JOB).targets(&[probe.addr], &[]),
         ],
     )
     .await;

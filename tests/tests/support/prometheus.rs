@@ -7,8 +7,91 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 use wsmon_tests::{repo, rules};
+
+/// One `scrape_configs` entry: a job, its targets in groups that each carry target labels,
+/// and label copies applied to every scraped series.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrapeJob {
+    job_name: String,
+    static_configs: Vec<TargetGroup>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    metric_relabel_configs: Vec<CopyLabel>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct TargetGroup {
+    targets: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+}
+
+/// A `metric_relabel_configs` rule that copies a non-empty label into another.
+#[derive(Debug, Clone, Serialize)]
+struct CopyLabel {
+    source_labels: [String; 1],
+    regex: &'static str,
+    target_label: String,
+    replacement: &'static str,
+    action: &'static str,
+}
+
+impl ScrapeJob {
+    /// A job with no targets yet.
+    pub fn new(job: &str) -> Self {
+        Self {
+            job_name: job.to_string(),
+            static_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
+        }
+    }
+
+    /// Adds `targets`, each of whose series gets `labels` (Prometheus target labels).
+    pub fn targets(mut self, targets: &[SocketAddr], labels: &[(&str, &str)]) -> Self {
+        self.static_configs.push(TargetGroup {
+            targets: targets.iter().map(SocketAddr::to_string).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+        self
+    }
+
+    /// Copies `from` into `to` on every scraped series where `from` is not empty (how one
+    /// prober target holding many canaries gives each its `service`).
+    pub fn copy_label(mut self, from: &str, to: &str) -> Self {
+        self.metric_relabel_configs.push(CopyLabel {
+            source_labels: [from.to_string()],
+            regex: "(.+)",
+            target_label: to.to_string(),
+            replacement: "$1",
+            action: "replace",
+        });
+        self
+    }
+
+    /// How many targets the job scrapes.
+    pub fn target_count(&self) -> usize {
+        self.static_configs.iter().map(|g| g.targets.len()).sum()
+    }
+}
+
+#[derive(Serialize)]
+struct Config<'a> {
+    global: Global,
+    rule_files: &'a [PathBuf],
+    scrape_configs: &'a [ScrapeJob],
+}
+
+#[derive(Serialize)]
+struct Global {
+    scrape_interval: &'static str,
+    scrape_timeout: &'static str,
+    evaluation_interval: &'static str,
+}
 
 pub struct Prometheus {
     child: tokio::process::Child,
@@ -62,26 +145,18 @@ fn labels_of(v: &Value) -> BTreeMap<String, String> {
 impl Prometheus {
     /// Writes the config into `dir` and starts Prometheus with 1s scrape and evaluation
     /// intervals. Fails clearly when the binary is missing.
-    pub async fn start(
-        dir: &Path,
-        rule_files: &[PathBuf],
-        scrape_jobs: &[(&str, Vec<SocketAddr>)],
-    ) -> Self {
+    pub async fn start(dir: &Path, rule_files: &[PathBuf], scrape_jobs: &[ScrapeJob]) -> Self {
         let addr = super::free_local_addr();
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n",
-        );
-        for f in rule_files {
-            config.push_str(&format!("  - {}\n", f.display()));
-        }
-        config.push_str("scrape_configs:\n");
-        for (job, targets) in scrape_jobs {
-            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-            config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ));
-        }
+        let config = Config {
+            global: Global {
+                scrape_interval: "1s",
+                scrape_timeout: "900ms",
+                evaluation_interval: "1s",
+            },
+            rule_files,
+            scrape_configs: scrape_jobs,
+        };
+        let config = serde_yaml::to_string(&config).expect("prometheus.yml serializes");
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.join("prometheus.log");
@@ -136,10 +211,7 @@ impl Prometheus {
     /// [`Prometheus::start`] with the rules of alerts/, in a copy whose every `for:` is divided
     /// by 60 (one production minute becomes one test second, matching the 1s evaluation);
     /// expressions and thresholds stay the production ones.
-    pub async fn start_with_wsmon_rules(
-        dir: &Path,
-        scrape_jobs: &[(&str, Vec<SocketAddr>)],
-    ) -> Self {
+    pub async fn start_with_wsmon_rules(dir: &Path, scrape_jobs: &[ScrapeJob]) -> Self {
         let rule_dir = dir.join("rules");
         std::fs::create_dir_all(&rule_dir).unwrap();
         let rules = rules::load_all(&repo::alerts_dir()).expect("alerts/ loads");
