@@ -221,6 +221,13 @@ pub struct ConnectCheckConfig {
     pub every: Duration,
 }
 
+/// Replacing the held stream make-before-break (see `canary::recycle`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecycleConfig {
+    /// How often to replace it (jittered by ±10%).
+    pub every: Duration,
+}
+
 /// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -256,6 +263,7 @@ pub struct CanaryConfig {
     pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
     pub connect_check: Option<ConnectCheckConfig>,
+    pub recycle: Option<RecycleConfig>,
 }
 
 impl CanaryConfig {
@@ -282,6 +290,7 @@ impl CanaryConfig {
             publish: None,
             resume: None,
             connect_check: None,
+            recycle: None,
         }
     }
 }
@@ -289,7 +298,7 @@ impl CanaryConfig {
 impl CanaryConfig {
     /// The config a fresh-connection check connects with: this canary's URL, headers, origin,
     /// subprotocols, TLS, `on_open` and timeouts, without what only a held stream does
-    /// (publish, head checks, heartbeats, stall detection, resume).
+    /// (publish, head checks, heartbeats, stall detection, resume, recycling).
     pub fn for_connect_check(&self) -> CanaryConfig {
         let mut c = self.clone();
         c.publish = None;
@@ -298,6 +307,7 @@ impl CanaryConfig {
         c.max_silence = None;
         c.resume = None;
         c.connect_check = None;
+        c.recycle = None;
         c
     }
 }

@@ -13,7 +13,7 @@ use super::super::units::{
 use super::super::yaml::Node;
 use super::backoff::BACKOFF;
 use super::publish::PUBLISH;
-use super::stream::{CONNECT_CHECK, HEAD_CHECK, HEARTBEAT, RESUME, SEQUENCE, TIMESTAMP};
+use super::stream::{CONNECT_CHECK, HEAD_CHECK, HEARTBEAT, RECYCLE, RESUME, SEQUENCE, TIMESTAMP};
 
 pub(super) fn canaries(
     cx: &Cx<'_>,
@@ -242,6 +242,18 @@ pub(super) const CANARY: Section<CanaryConfig> = Section {
                 Ok(())
             },
             show: |c| c.connect_check.as_ref().map(|cc| flow(&CONNECT_CHECK, cc)),
+        },
+        Key {
+            name: "recycle",
+            absent: Absent::Keep,
+            read: |cx, n, k, c| {
+                let start = RecycleConfig {
+                    every: Duration::ZERO,
+                };
+                c.recycle = Some(cx.section(n, k, &RECYCLE, start)?);
+                Ok(())
+            },
+            show: |c| c.recycle.as_ref().map(|r| flow(&RECYCLE, r)),
         },
     ],
     one_of: &[],

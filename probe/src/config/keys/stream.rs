@@ -1,5 +1,5 @@
 //! What is checked on the stream: `sequence`, `timestamp`, `heartbeat`, `head_check`,
-//! `resume`, and the fresh connections beside it, `connect_check`.
+//! `resume`, the fresh connections beside it, `connect_check`, and its replacement, `recycle`.
 
 use super::super::parse::{DURATION, POINTER};
 use super::super::schema::{field, flow, optional_field, Absent, Key, Section};
@@ -84,6 +84,19 @@ pub(super) const HEARTBEAT: Section<HeartbeatConfig> = Section {
 
 /// A fresh connection beside the held stream, every `every`.
 pub(super) const CONNECT_CHECK: Section<ConnectCheckConfig> = Section {
+    keys: &[field!(
+        "every",
+        Absent::Required(DURATION),
+        every,
+        duration(),
+        show_duration
+    )],
+    one_of: &[],
+    check: None,
+};
+
+/// The held stream replaced by a new one, every `every`.
+pub(super) const RECYCLE: Section<RecycleConfig> = Section {
     keys: &[field!(
         "every",
         Absent::Required(DURATION),
