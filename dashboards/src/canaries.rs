@@ -1,5 +1,5 @@
 //! *WebSocket canaries*: per canary of `wsmon-probe daemon`, health, end-to-end freshness
-//! against the SLO, connect phases, stream integrity, reconnects and closes. New rows go at
+//! against the SLO, connect phases, stream integrity, reconnects and closes, resumes and recycles. New rows go at
 //! the end, so that panel ids stay stable.
 
 use wsmon_catalog::canary as m;
@@ -204,4 +204,26 @@ pub fn dashboard() -> Dashboard {
         ),
         q.legend("replayed"),
     )]))
+    .row(Row::new("Recycling").line([
+        ts("Recycles by outcome", Unit::Count)
+            .describe(
+                "Each replacement of the held stream by a new connection (`recycle`, \
+                 docs/probe.md#recycling): ok when the new one took over, failed when the old \
+                 one was kept. Not counted as reconnects.",
+            )
+            .query(
+                sum(
+                    &[canary, OUTCOME],
+                    q.increase(q.series(m::CANARY_RECYCLES_TOTAL)),
+                ),
+                legend_of(&[canary, OUTCOME]),
+            ),
+        ts("Recycle failures by reason", Unit::Count).query(
+            sum(
+                &[canary, REASON],
+                q.increase(q.series(m::CANARY_RECYCLE_FAILURES_TOTAL)),
+            ),
+            legend_of(&[canary, REASON]),
+        ),
+    ]))
 }
