@@ -8,6 +8,6 @@ pub mod dial;
 pub mod handshake;
 pub mod io;
 pub mod publish;
-pub(crate) mod recycle;
+pub mod recycle;
 pub mod session;
 pub mod tls;

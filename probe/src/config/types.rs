@@ -214,19 +214,18 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
-/// A fresh connection beside the held stream (see `canary::connect_check`).
+/// Something the daemon does beside the held stream every `every`: `connect_check`, `recycle`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ConnectCheckConfig {
-    /// How often to open one (jittered by ±10%).
+pub struct EveryConfig {
+    /// How often (jittered by ±10%).
     pub every: Duration,
 }
 
+/// A fresh connection beside the held stream (see `canary::connect_check`).
+pub type ConnectCheckConfig = EveryConfig;
+
 /// Replacing the held stream make-before-break (see `canary::recycle`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RecycleConfig {
-    /// How often to replace it (jittered by ±10%).
-    pub every: Duration,
-}
+pub type RecycleConfig = EveryConfig;
 
 /// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]

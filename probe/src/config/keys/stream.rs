@@ -6,6 +6,7 @@ use super::super::schema::{field, flow, optional_field, Absent, Key, Section};
 use super::super::types::*;
 use super::super::units::{quote, show_duration, show_plain, show_quoted};
 use super::super::yaml::Node;
+use std::time::Duration;
 
 pub(super) const SEQUENCE: Section<SequenceConfig> = Section {
     keys: &[
@@ -82,8 +83,8 @@ pub(super) const HEARTBEAT: Section<HeartbeatConfig> = Section {
     check: None,
 };
 
-/// A fresh connection beside the held stream, every `every`.
-pub(super) const CONNECT_CHECK: Section<ConnectCheckConfig> = Section {
+/// `connect_check` and `recycle`: every `every`.
+pub(super) const EVERY: Section<EveryConfig> = Section {
     keys: &[field!(
         "every",
         Absent::Required(DURATION),
@@ -95,17 +96,9 @@ pub(super) const CONNECT_CHECK: Section<ConnectCheckConfig> = Section {
     check: None,
 };
 
-/// The held stream replaced by a new one, every `every`.
-pub(super) const RECYCLE: Section<RecycleConfig> = Section {
-    keys: &[field!(
-        "every",
-        Absent::Required(DURATION),
-        every,
-        duration(),
-        show_duration
-    )],
-    one_of: &[],
-    check: None,
+/// Where [`EVERY`] starts before its keys are read.
+pub(super) const EVERY_START: EveryConfig = EveryConfig {
+    every: Duration::ZERO,
 };
 
 pub(super) const HEAD_CHECK: Section<HeadCheckConfig> = Section {
