@@ -275,6 +275,39 @@ pub const CONNECT_CHECK_METRICS: &[&MetricDef] = &[
 /// The section title of the fresh-connection families in `docs/metrics.md`.
 pub const CONNECT_CHECK_TITLE: &str = "Prober fresh-connection checks (`connect_check`)";
 
+// --- recycling (`recycle`): the held stream replaced make-before-break. Not a reconnect: the
+// held-stream families above do not count it.
+
+metric!(
+    CANARY_RECYCLES_TOTAL,
+    "websocket_canary_recycles_total",
+    "websocket.canary.recycles",
+    "{recycle}",
+    Counter,
+    [CANARY, OUTCOME],
+    NONE,
+    "Replacements of the held stream by a new connection (make-before-break), by outcome: ok (the new one delivered its first payload and took over) or failed (the old one was kept)."
+);
+metric!(
+    CANARY_RECYCLE_FAILURES_TOTAL,
+    "websocket_canary_recycle_failures_total",
+    "websocket.canary.recycle.failures",
+    "{failure}",
+    Counter,
+    [CANARY, REASON],
+    NONE,
+    "Failed recycles by failure_reason (handshake_status for a refused upgrade); the held stream went on."
+);
+
+/// The `outcome` values of [`CANARY_RECYCLES_TOTAL`].
+pub const CANARY_RECYCLE_OUTCOMES: &[&str] = &["ok", "failed"];
+
+/// The recycling families, exported by canaries with `recycle`.
+pub const RECYCLE_METRICS: &[&MetricDef] = &[CANARY_RECYCLES_TOTAL, CANARY_RECYCLE_FAILURES_TOTAL];
+
+/// The section title of the recycling families in `docs/metrics.md`.
+pub const RECYCLE_TITLE: &str = "Prober stream recycling (`recycle`)";
+
 /// The prober's per-canary metrics, in documentation order.
 pub const CANARY_METRICS: &[&MetricDef] = &[
     CANARY_UP,

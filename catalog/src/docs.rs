@@ -17,6 +17,7 @@ pub fn markdown_tables() -> String {
             canary::CANARY_METRICS,
         ),
         (canary::CONNECT_CHECK_TITLE, canary::CONNECT_CHECK_METRICS),
+        (canary::RECYCLE_TITLE, canary::RECYCLE_METRICS),
         ("Prober on-demand checks (`/probe`)", probe::PROBE_METRICS),
         ("Exporters", exporter::EXPORTER_METRICS),
     ] {

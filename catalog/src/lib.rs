@@ -69,6 +69,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
         .chain(resume::RESUME_METRICS.iter())
         .chain(canary::CANARY_METRICS.iter())
         .chain(canary::CONNECT_CHECK_METRICS.iter())
+        .chain(canary::RECYCLE_METRICS.iter())
         .chain(probe::PROBE_METRICS.iter())
         .chain(exporter::EXPORTER_METRICS.iter())
         .copied()
@@ -122,6 +123,7 @@ mod tests {
         for m in canary::CANARY_METRICS
             .iter()
             .chain(canary::CONNECT_CHECK_METRICS)
+            .chain(canary::RECYCLE_METRICS)
         {
             assert!(m.name.starts_with("websocket_canary_"), "{}", m.name);
         }

@@ -1,7 +1,7 @@
 //! *WebSocket canaries*: per canary of `wsmon-probe daemon`, health, end-to-end freshness
-//! against the SLO, connect phases, stream integrity, reconnects and closes, resumes, then the
-//! canary's view beside the server's (runbook/which-hop-broke.md). New rows go at the end, so
-//! that panel ids stay stable.
+//! against the SLO, connect phases, stream integrity, reconnects and closes, resumes, the
+//! canary's view beside the server's (runbook/which-hop-broke.md), then recycles. New rows go
+//! at the end, so that panel ids stay stable.
 
 use wsmon_catalog::canary as m;
 use wsmon_catalog::label::{CLOSE_CODE, INITIATOR, OUTCOME, PHASE, REASON, STATUS_CODE};
@@ -330,4 +330,26 @@ pub fn dashboard() -> Dashboard {
                     .queries(q.quantiles(m::CANARY_CONNECT_CHECK_SECONDS, &[0.5, 0.99])),
             ]),
     )
+    .row(Row::new("Recycling").line([
+        ts("Recycles by outcome", Unit::Count)
+            .describe(
+                "Each replacement of the held stream by a new connection (`recycle`, \
+                 docs/probe.md#recycling): ok when the new one took over, failed when the old \
+                 one was kept. Not counted as reconnects.",
+            )
+            .query(
+                sum(
+                    &[canary, OUTCOME],
+                    q.increase(q.series(m::CANARY_RECYCLES_TOTAL)),
+                ),
+                legend_of(&[canary, OUTCOME]),
+            ),
+        ts("Recycle failures by reason", Unit::Count).query(
+            sum(
+                &[canary, REASON],
+                q.increase(q.series(m::CANARY_RECYCLE_FAILURES_TOTAL)),
+            ),
+            legend_of(&[canary, REASON]),
+        ),
+    ]))
 }

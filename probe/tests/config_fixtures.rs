@@ -76,6 +76,8 @@ fn every_bad_fixture_fails_with_its_exact_error() {
         ("bad-resume-both.yaml", "bad-resume-both.yaml: canaries[0].resume.query: expected one of send or query, not both, found \"from\""),
         ("bad-resume-neither.yaml", "bad-resume-neither.yaml: canaries[0].resume.send: missing; expected one of send or query"),
         ("bad-resume-without-sequence.yaml", "bad-resume-without-sequence.yaml: canaries[0].sequence: missing; expected a sequence pointer, which resume needs"),
+        ("bad-recycle-every.yaml", "bad-recycle-every.yaml: canaries[0].recycle.every: expected a duration like 500ms, 5s or 2m, found \"0s\""),
+        ("bad-recycle-key.yaml", "bad-recycle-key.yaml: canaries[0].recycle.jitter: unknown key; expected one of: every"),
         ("bad-backoff-order.yaml", "bad-backoff-order.yaml: defaults.backoff.max: expected backoff.max >= backoff.initial (10s), found \"1s\""),
         ("bad-no-canaries.yaml", "bad-no-canaries.yaml: canaries: expected at least one canary, found a list"),
         ("bad-listen.yaml", "bad-listen.yaml: listen: expected an address like 127.0.0.1:9477, found \"localhost\""),

@@ -9,38 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{faulty, parse_config, sample, RunningDaemon};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::faulty::gate;
+use support::{parse_config, sample, series_at_start, RunningDaemon};
 use wsmon_testkit::exposition::Scrape;
-
-/// Relays to `upstream`, or once `refuse` is set answers new connections with a 400 (after
-/// reading the request head, as a proxy would).
-async fn gate(upstream: std::net::SocketAddr, refuse: Arc<AtomicBool>) -> faulty::Server {
-    faulty::raw(move |mut client| {
-        let refuse = refuse.clone();
-        async move {
-            if refuse.load(Ordering::SeqCst) {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match client.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = client
-                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                return;
-            }
-            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-        }
-    })
-    .await
-}
 
 fn value(text: &str, name: &str, labels: &str) -> f64 {
     sample(text, name, labels).unwrap_or(f64::NAN)
@@ -156,26 +127,6 @@ fn connect_check_takes_every_and_nothing_else() {
         bad.to_string(),
         "probe.yaml: canaries[0].connect_check.timeout: unknown key; expected one of: every"
     );
-}
-
-/// Series one canary exports from the start, counted in the text exposition.
-fn series_at_start(yaml: &str) -> usize {
-    use std::sync::RwLock;
-    use wsmon_probe::record::metrics::{CanaryCollector, UpMeans};
-    use wsmon_probe::record::recorder::CanaryRecorder;
-    let cfg = parse_config(yaml).canaries.remove(0);
-    let rec = Arc::new(CanaryRecorder::for_canary(
-        &cfg,
-        wsmon_probe::measure::Retention::Recent,
-    ));
-    let registry = prometheus::Registry::new();
-    let set = Arc::new(RwLock::new(vec![rec]));
-    registry
-        .register(Box::new(CanaryCollector::new(set, UpMeans::Holding)))
-        .unwrap();
-    Scrape::parse(&wsmon::export::prometheus::render(&registry))
-        .samples
-        .len()
 }
 
 /// docs/probe.md gives this figure.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::time::{sleep_until, timeout};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::canary::dial::connect_to;
 use crate::canary::io::{close, send, Socket};
 use crate::canary::publish::{PublishFailure, Publisher};
+use crate::canary::recycle::{self, open_replacement, Replacement};
 use crate::config::{CanaryConfig, ResumeConfig};
 use crate::failure::{FailureReason, PING_FLOOD_PER_SECOND};
 use crate::measure::{
@@ -153,6 +155,19 @@ struct Session<'a> {
     /// The resumed connection's upgrade, until a message published after it arrives: the
     /// messages before that were replayed.
     replay_since: Option<SystemTime>,
+    /// With `recycle`, in the daemon. Boxed: inline, it would grow every held canary's task.
+    recycling: Option<Box<Recycling<'a>>>,
+}
+
+/// A held stream's recycling state (see [`crate::canary::recycle`]).
+struct Recycling<'a> {
+    every: Duration,
+    /// When to open the next replacement (`None` while one is being opened).
+    next: Option<Instant>,
+    replacing: Option<BoxFuture<'a, Result<Box<Replacement>, Fault>>>,
+    /// After a recycle, the last sequence the old stream delivered: the new stream's messages
+    /// up to it are the overlap, not duplicates.
+    overlap_until: Option<u64>,
 }
 
 impl<'a> Session<'a> {
@@ -197,6 +212,7 @@ impl<'a> Session<'a> {
             replay_since: resuming
                 .and(cfg.timestamp.as_ref())
                 .map(|_| SystemTime::now()),
+            recycling: None,
         }
     }
 
@@ -229,6 +245,7 @@ impl<'a> Session<'a> {
             candidates.extend(self.nonces.deadline(p.timeout));
         }
         candidates.extend(until);
+        candidates.extend(self.recycling.as_ref().and_then(|r| r.next));
         candidates
             .into_iter()
             .min()
@@ -259,6 +276,17 @@ impl<'a> Session<'a> {
             (Some(ResumeConfig::Query(_)), Some(_)) => {}
             _ => self.rec.sequence(tracker.new_baseline()),
         }
+        // Only a held stream is recycled: `once`, `/probe` and the checks end on their own.
+        if limits.until.is_none() && !limits.stop_after_first_payload {
+            self.recycling = self.cfg.recycle.map(|r| {
+                Box::new(Recycling {
+                    every: r.every,
+                    next: Some(Instant::now() + recycle::next_delay(r.every)),
+                    replacing: None,
+                    overlap_until: None,
+                })
+            });
+        }
         loop {
             let deadline = self.next_deadline(limits.until);
             tokio::select! {
@@ -271,6 +299,10 @@ impl<'a> Session<'a> {
                     if limits.until.is_some_and(|u| now >= u) {
                         Box::pin(close(ws, CloseCode::Normal, "probe finished")).await;
                         return self.end(None);
+                    }
+                    if let Some(r) = self.recycling.as_mut().filter(|r| r.next.is_some_and(|t| now >= t)) {
+                        r.next = None;
+                        r.replacing = Some(Box::pin(open_replacement(self.cfg, tracker.last())));
                     }
                     // Boxed, as are the other rare paths: the held task's size is its largest
                     // state, and these would otherwise set it.
@@ -300,6 +332,23 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
+                r = std::future::poll_fn(|cx| poll_replacement(&mut self.recycling, cx)) => {
+                    if let Some(rc) = self.recycling.as_mut() {
+                        rc.replacing = None;
+                        rc.next = Some(Instant::now() + recycle::next_delay(rc.every));
+                    }
+                    match r {
+                        Ok(new) => {
+                            if let Some(end) = Box::pin(self.hand_over(ws, new, tracker)).await {
+                                return end;
+                            }
+                        }
+                        Err(f) => {
+                            tracing::warn!(canary = %self.cfg.name, reason = f.reason.as_str(), detail = %f.detail, "recycle failed; keeping the held stream");
+                            self.rec.recycle(Err(&f));
+                        }
+                    }
+                }
                 Some(failure) = recv_error(&mut self.publisher) => {
                     // The nonce can never arrive: undelivered now (the e2e SLI counts it bad),
                     // and its fault is the refusal, not a later timeout as well.
@@ -310,6 +359,59 @@ impl<'a> Session<'a> {
                 }
             }
         }
+    }
+
+    /// Makes `new` the held stream: reads the old one up to the new one's first sequence,
+    /// closes it with 1000 and measures the new one's first message. A recycle is no
+    /// reconnect, fault or abnormal close, so none of those are recorded.
+    async fn hand_over(
+        &mut self,
+        ws: &mut Socket,
+        new: Box<Replacement>,
+        tracker: &mut SequenceTracker,
+    ) -> Option<SessionEnd> {
+        let Replacement {
+            ws: mut other,
+            first,
+            first_seq,
+        } = *new;
+        let mut old_ended = false;
+        if let Some(m) = first_seq {
+            // Bounded: an old stream that stopped delivering must not hold up its replacement.
+            let until = Instant::now() + self.cfg.first_payload_within;
+            while !matches!(tracker.last(), Some(last) if last >= m) {
+                let left = until.saturating_duration_since(Instant::now());
+                let Ok(Some(Ok(msg))) = timeout(left, ws.next()).await else {
+                    break;
+                };
+                let (received, wall) = (Instant::now(), SystemTime::now());
+                if let Some(end) = self.on_frame(ws, msg, received, wall, tracker).await {
+                    // The old stream ended during the switch; the new one carries on.
+                    if let Some(f) = &end.fault {
+                        self.rec.fault(f.reason, f.detail.clone());
+                    }
+                    old_ended = true;
+                    break;
+                }
+            }
+        }
+        std::mem::swap(ws, &mut other);
+        if !old_ended {
+            close(&mut other, CloseCode::Normal, "recycled").await;
+        }
+        drop(other);
+        // Pending pings and head checks went out on the old connection.
+        self.ping_pending = None;
+        self.head_pending = None;
+        self.next_ping = self.cfg.heartbeat.map(|h| Instant::now() + h.every);
+        let last = tracker.last();
+        if let Some(r) = self.recycling.as_mut() {
+            r.overlap_until = last;
+        }
+        self.rec.recycle(Ok(()));
+        tracing::debug!(canary = %self.cfg.name, "recycled the held stream");
+        let (received, wall) = (Instant::now(), SystemTime::now());
+        self.on_frame(ws, first, received, wall, tracker).await
     }
 
     async fn on_timers(&mut self, ws: &mut Socket, now: Instant) -> Option<SessionEnd> {
@@ -563,6 +665,12 @@ impl<'a> Session<'a> {
                     None
                 }
             };
+            if let (Some(seq), Some(r)) = (seq, self.recycling.as_mut()) {
+                if r.overlap_until.is_some_and(|o| seq <= o) {
+                    return None;
+                }
+                r.overlap_until = None;
+            }
             if let Some(seq) = seq {
                 let d = tracker.observe(seq);
                 self.rec.sequence(d);
@@ -751,6 +859,18 @@ fn classify_error(
         }
         E::Utf8(_) => (FailureReason::InvalidUtf8, Some(CloseCode::Invalid)),
         _ => (FailureReason::ProtocolError, Some(CloseCode::Protocol)),
+    }
+}
+
+/// Polls the replacement being opened; pending forever when there is none. Polled through
+/// `poll_fn` rather than an `async fn`: its state is one reference, in every held task.
+fn poll_replacement(
+    recycling: &mut Option<Box<Recycling<'_>>>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<Box<Replacement>, Fault>> {
+    match recycling.as_mut().and_then(|r| r.replacing.as_mut()) {
+        Some(f) => f.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
     }
 }
 

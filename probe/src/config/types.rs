@@ -214,12 +214,18 @@ pub struct PublishConfig {
     pub timeout: Duration,
 }
 
-/// A fresh connection beside the held stream (see `canary::connect_check`).
+/// Something the daemon does beside the held stream every `every`: `connect_check`, `recycle`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ConnectCheckConfig {
-    /// How often to open one (jittered by ±10%).
+pub struct EveryConfig {
+    /// How often (jittered by ±10%).
     pub every: Duration,
 }
+
+/// A fresh connection beside the held stream (see `canary::connect_check`).
+pub type ConnectCheckConfig = EveryConfig;
+
+/// Replacing the held stream make-before-break (see `canary::recycle`).
+pub type RecycleConfig = EveryConfig;
 
 /// How a reconnected canary asks for what it missed; exactly one way per canary.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +262,7 @@ pub struct CanaryConfig {
     pub publish: Option<Box<PublishConfig>>,
     pub resume: Option<ResumeConfig>,
     pub connect_check: Option<ConnectCheckConfig>,
+    pub recycle: Option<RecycleConfig>,
 }
 
 impl CanaryConfig {
@@ -282,6 +289,7 @@ impl CanaryConfig {
             publish: None,
             resume: None,
             connect_check: None,
+            recycle: None,
         }
     }
 }
@@ -289,7 +297,7 @@ impl CanaryConfig {
 impl CanaryConfig {
     /// The config a fresh-connection check connects with: this canary's URL, headers, origin,
     /// subprotocols, TLS, `on_open` and timeouts, without what only a held stream does
-    /// (publish, head checks, heartbeats, stall detection, resume).
+    /// (publish, head checks, heartbeats, stall detection, resume, recycling).
     pub fn for_connect_check(&self) -> CanaryConfig {
         let mut c = self.clone();
         c.publish = None;
@@ -298,6 +306,7 @@ impl CanaryConfig {
         c.max_silence = None;
         c.resume = None;
         c.connect_check = None;
+        c.recycle = None;
         c
     }
 }

@@ -26,6 +26,7 @@ fn canary_defs() -> impl Iterator<Item = &'static MetricDef> {
     catalog::CANARY_METRICS
         .iter()
         .chain(catalog::CONNECT_CHECK_METRICS)
+        .chain(catalog::RECYCLE_METRICS)
         .copied()
 }
 
@@ -229,6 +230,13 @@ impl Families {
             self.by_label(CANARY_CONNECT_CHECK_FAILURES_TOTAL, name, failures, reasons);
             let h = &s.series.connect_check;
             self.histogram(CANARY_CONNECT_CHECK_SECONDS, &l, h, true);
+        }
+        if !x.recycle_reasons.is_empty() {
+            let outcomes = CANARY_RECYCLE_OUTCOMES.iter().copied();
+            self.by_label(CANARY_RECYCLES_TOTAL, name, &s.series.recycles, outcomes);
+            let reasons = x.recycle_reasons.iter().map(|r| r.as_str());
+            let failures = &s.series.recycle_failures;
+            self.by_label(CANARY_RECYCLE_FAILURES_TOTAL, name, failures, reasons);
         }
         if let Some(lag) = s.head_lag {
             self.gauge(CANARY_HEAD_LAG_MESSAGES, &l, lag as f64);

@@ -415,6 +415,19 @@ impl CanaryRecorder {
         });
     }
 
+    /// Records a recycle of the held stream: not a reconnect, a fault or a close, so none of
+    /// those counts move.
+    pub fn recycle(&self, result: Result<(), &Fault>) {
+        let mut s = self.lock();
+        match result {
+            Ok(()) => s.series.recycles.inc("ok"),
+            Err(f) => {
+                s.series.recycles.inc("failed");
+                s.series.recycle_failures.inc(f.reason.as_str());
+            }
+        }
+    }
+
     /// Records a fault: counted, kept for `/status`, and the verdict if it is the first.
     pub fn fault(&self, reason: FailureReason, detail: impl Into<String>) {
         let detail = detail.into();

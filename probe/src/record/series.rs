@@ -130,6 +130,8 @@ pub struct ExpectedSeries {
     pub closes: bool,
     /// With `connect_check`: its failure reasons, at zero from the start (empty without).
     pub connect_check_reasons: Box<[FailureReason]>,
+    /// With `recycle`: its failure reasons, at zero from the start (empty without).
+    pub recycle_reasons: Box<[FailureReason]>,
     /// The canary resumes: `resumes_total` exists at zero for every outcome.
     pub resumes: bool,
     /// It resumes and reads timestamps, so it counts replayed messages.
@@ -146,6 +148,10 @@ impl ExpectedSeries {
             reasons: FailureReason::possible_for(cfg).into(),
             closes: true,
             connect_check_reasons: match cfg.connect_check {
+                Some(_) => FailureReason::possible_for(&cfg.for_connect_check()).into(),
+                None => Box::default(),
+            },
+            recycle_reasons: match cfg.recycle {
                 Some(_) => FailureReason::possible_for(&cfg.for_connect_check()).into(),
                 None => Box::default(),
             },
@@ -170,6 +176,9 @@ pub struct CanarySeries {
     pub failures: LabelledCounts,
     pub connect_check: LazyBuckets,
     pub connect_check_failures: LabelledCounts,
+    /// By outcome, `ok` or `failed`.
+    pub recycles: LabelledCounts,
+    pub recycle_failures: LabelledCounts,
 }
 
 impl CanarySeries {

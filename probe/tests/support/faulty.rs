@@ -1,6 +1,7 @@
 //! Purpose-built WebSocket servers, each misbehaving in one way.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -182,6 +183,35 @@ pub async fn silent_handshake() -> Server {
             }
         })
         .await;
+    })
+    .await
+}
+
+/// Relays to `upstream`, or once `refuse` is set answers new connections with a 400 (after
+/// reading the request head, as a proxy would).
+pub async fn gate(upstream: std::net::SocketAddr, refuse: Arc<AtomicBool>) -> Server {
+    raw(move |mut client| {
+        let refuse = refuse.clone();
+        async move {
+            if refuse.load(Ordering::SeqCst) {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = client
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                return;
+            }
+            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
     })
     .await
 }

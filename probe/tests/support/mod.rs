@@ -287,3 +287,23 @@ pub async fn relay_server() -> faulty::Server {
     })
     .await
 }
+
+/// Series one canary exports from the start, counted in the text exposition.
+pub fn series_at_start(yaml: &str) -> usize {
+    use std::sync::{Arc, RwLock};
+    use wsmon_probe::record::metrics::{CanaryCollector, UpMeans};
+    use wsmon_probe::record::recorder::CanaryRecorder;
+    let cfg = parse_config(yaml).canaries.remove(0);
+    let rec = Arc::new(CanaryRecorder::for_canary(
+        &cfg,
+        wsmon_probe::measure::Retention::Recent,
+    ));
+    let registry = prometheus::Registry::new();
+    let set = Arc::new(RwLock::new(vec![rec]));
+    registry
+        .register(Box::new(CanaryCollector::new(set, UpMeans::Holding)))
+        .unwrap();
+    wsmon_testkit::exposition::Scrape::parse(&wsmon::export::prometheus::render(&registry))
+        .samples
+        .len()
+}

@@ -13,7 +13,7 @@ use super::super::units::{
 use super::super::yaml::Node;
 use super::backoff::BACKOFF;
 use super::publish::PUBLISH;
-use super::stream::{CONNECT_CHECK, HEAD_CHECK, HEARTBEAT, RESUME, SEQUENCE, TIMESTAMP};
+use super::stream::{EVERY, EVERY_START, HEAD_CHECK, HEARTBEAT, RESUME, SEQUENCE, TIMESTAMP};
 
 pub(super) fn canaries(
     cx: &Cx<'_>,
@@ -235,13 +235,19 @@ pub(super) const CANARY: Section<CanaryConfig> = Section {
             name: "connect_check",
             absent: Absent::Keep,
             read: |cx, n, k, c| {
-                let start = ConnectCheckConfig {
-                    every: Duration::ZERO,
-                };
-                c.connect_check = Some(cx.section(n, k, &CONNECT_CHECK, start)?);
+                c.connect_check = Some(cx.section(n, k, &EVERY, EVERY_START)?);
                 Ok(())
             },
-            show: |c| c.connect_check.as_ref().map(|cc| flow(&CONNECT_CHECK, cc)),
+            show: |c| c.connect_check.as_ref().map(|e| flow(&EVERY, e)),
+        },
+        Key {
+            name: "recycle",
+            absent: Absent::Keep,
+            read: |cx, n, k, c| {
+                c.recycle = Some(cx.section(n, k, &EVERY, EVERY_START)?);
+                Ok(())
+            },
+            show: |c| c.recycle.as_ref().map(|e| flow(&EVERY, e)),
         },
     ],
     one_of: &[],

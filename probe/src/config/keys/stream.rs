@@ -1,11 +1,12 @@
 //! What is checked on the stream: `sequence`, `timestamp`, `heartbeat`, `head_check`,
-//! `resume`, and the fresh connections beside it, `connect_check`.
+//! `resume`, the fresh connections beside it, `connect_check`, and its replacement, `recycle`.
 
 use super::super::parse::{DURATION, POINTER};
 use super::super::schema::{field, flow, optional_field, Absent, Key, Section};
 use super::super::types::*;
 use super::super::units::{quote, show_duration, show_plain, show_quoted};
 use super::super::yaml::Node;
+use std::time::Duration;
 
 pub(super) const SEQUENCE: Section<SequenceConfig> = Section {
     keys: &[
@@ -82,8 +83,8 @@ pub(super) const HEARTBEAT: Section<HeartbeatConfig> = Section {
     check: None,
 };
 
-/// A fresh connection beside the held stream, every `every`.
-pub(super) const CONNECT_CHECK: Section<ConnectCheckConfig> = Section {
+/// `connect_check` and `recycle`: every `every`.
+pub(super) const EVERY: Section<EveryConfig> = Section {
     keys: &[field!(
         "every",
         Absent::Required(DURATION),
@@ -93,6 +94,11 @@ pub(super) const CONNECT_CHECK: Section<ConnectCheckConfig> = Section {
     )],
     one_of: &[],
     check: None,
+};
+
+/// Where [`EVERY`] starts before its keys are read.
+pub(super) const EVERY_START: EveryConfig = EveryConfig {
+    every: Duration::ZERO,
 };
 
 pub(super) const HEAD_CHECK: Section<HeadCheckConfig> = Section {
