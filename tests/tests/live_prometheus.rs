@@ -80,6 +80,7 @@ fn slow_snapshot_feed_config() -> FeedConfig {
 }
 
 fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
+    let main_addr = main;
     let pace = Pace {
         every: "1s",
         timeout: "3s",
@@ -87,6 +88,8 @@ fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
     };
     // The main feed is never restarted, so its canary can resume by URL: the resume row then
     // has the prober's series too; its fresh-connection checks fill the connect-check panels.
+    // A third canary on the main feed recycles its stream and fills the recycling row (on
+    // the main canary its resumes would change the resume counts asserted below).
     let main = format!(
         "{}    resume: {{ query: from }}\n    connect_check: {{ every: 2s }}\n",
         equipped_canary("main", main, pace)
@@ -99,6 +102,11 @@ fn canaries_yaml(main: SocketAddr, stalling: SocketAddr) -> String {
     timestamp: {{ pointer: /ts, unit: ms }}
     max_silence: 3s
     heartbeat: {{ every: 1s, timeout: 3s }}
+  - name: recycled
+    url: ws://{main_addr}/ws
+    first_payload_within: 2s
+    sequence: {{ pointer: /seq }}
+    recycle: {{ every: 4s }}
 "#
     )
 }
@@ -267,12 +275,12 @@ async fn prometheus_sees_every_panel_and_the_expected_alerts_under_real_faults()
     let canaries_up =
         support::eventually(Duration::from_secs(20), Duration::from_secs(1), || async {
             let up = prom.query("websocket_canary_up == 1").await.ok()?;
-            (up.len() == 2).then_some(())
+            (up.len() == 3).then_some(())
         })
         .await;
     assert!(
         canaries_up.is_some(),
-        "both canaries should be up on healthy feeds: {:?}\nprober log:\n{}",
+        "all three canaries should be up on healthy feeds: {:?}\nprober log:\n{}",
         prom.query("websocket_canary_up").await,
         std::fs::read_to_string(&daemon.log).unwrap_or_default()
     );
