@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: named, not boxed, so a request through the layer allocates nothing.
+//! [`ResponseFuture`]: named, not boxed, so a plain request through the layer allocates nothing.
 
 use std::fmt;
 use std::future::Future;
@@ -19,40 +19,45 @@ use crate::WsMon;
 pin_project! {
     /// The response future of [`super::WsMonService`].
     pub struct ResponseFuture<F> {
+        // The inner future is a field of its own, not inside an enum variant, so that the
+        // inner service's call writes it in place: a variant cost a plain request two
+        // memcpys of the whole future (BENCHMARKS.md, 1d). `None` once refused.
         #[pin]
-        kind: Kind<F>,
+        inner: Option<F>,
+        state: State,
     }
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        /// Refused by the layer itself (origin, limit, shutdown); already counted.
-        Refused { status: StatusCode },
-        /// Not an upgrade attempt. The handle is only read if a wsmon extractor rejected it.
-        Plain { #[pin] inner: F, wsmon: WsMon },
-        /// An upgrade attempt: its response status is counted.
-        Attempt {
-            #[pin]
-            inner: F,
-            route: Arc<RouteMetrics>,
-            attempt: Attempt,
-            started: Instant,
-            canary: bool,
-        },
-    }
+enum State {
+    /// Refused by the layer itself (origin, limit, shutdown); already counted.
+    Refused(StatusCode),
+    /// Not an upgrade attempt. The handle is only read if a wsmon extractor rejected it.
+    Plain(WsMon),
+    /// An upgrade attempt: its response status is counted. Boxed, as attempts are rare, so
+    /// the plain path moves no bigger a future.
+    Attempt(Box<AttemptState>),
+}
+
+struct AttemptState {
+    route: Arc<RouteMetrics>,
+    attempt: Attempt,
+    started: Instant,
+    canary: bool,
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(super) fn plain(inner: F, wsmon: WsMon) -> Self {
         Self {
-            kind: Kind::Plain { inner, wsmon },
+            inner: Some(inner),
+            state: State::Plain(wsmon),
         }
     }
 
     pub(super) fn refused(status: StatusCode) -> Self {
         Self {
-            kind: Kind::Refused { status },
+            inner: None,
+            state: State::Refused(status),
         }
     }
 
@@ -64,23 +69,23 @@ impl<F> ResponseFuture<F> {
         canary: bool,
     ) -> Self {
         Self {
-            kind: Kind::Attempt {
-                inner,
+            inner: Some(inner),
+            state: State::Attempt(Box::new(AttemptState {
                 route,
                 attempt,
                 started,
                 canary,
-            },
+            })),
         }
     }
 }
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Refused { .. } => "refused",
-            Kind::Plain { .. } => "plain",
-            Kind::Attempt { .. } => "upgrade attempt",
+        let kind = match &self.state {
+            State::Refused(_) => "refused",
+            State::Plain(_) => "plain",
+            State::Attempt(_) => "upgrade attempt",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)
@@ -95,44 +100,69 @@ where
 {
     type Output = Result<Response, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Refused { status } => Poll::Ready(Ok(status.into_response())),
-            KindProj::Plain { inner, wsmon } => {
-                let mut response = ready!(inner.poll(cx))?.into_response();
-                if let Some(marker) = response
-                    .extensions_mut()
-                    .remove::<RejectedAtWebSocketRoute>()
-                {
-                    let route = marker
-                        .route
-                        .as_ref()
-                        .map_or(UNMATCHED_ROUTE, |p| p.as_str());
-                    wsmon.inner.metrics.route(route).record_upgrade(
-                        response.status(),
-                        false,
-                        std::time::Duration::ZERO,
-                        wsmon.inner.canary.matches(&marker.headers),
-                    );
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            let State::Refused(status) = this.state else {
+                unreachable!("only a refused request has no inner future");
+            };
+            return Poll::Ready(Ok(status.into_response()));
+        };
+        match this.state {
+            State::Plain(wsmon) => {
+                // Inspected where it lies and returned as is: no move of the response.
+                let mut poll = inner.poll(cx).map(|r| r.map(IntoResponse::into_response));
+                if let Poll::Ready(Ok(response)) = &mut poll {
+                    if response
+                        .extensions()
+                        .get::<RejectedAtWebSocketRoute>()
+                        .is_some()
+                    {
+                        count_rejection(wsmon, response);
+                    }
                 }
-                Poll::Ready(Ok(response))
+                poll
             }
-            KindProj::Attempt {
-                inner,
-                route,
-                attempt,
-                started,
-                canary,
-            } => {
+            State::Attempt(state) => {
                 let mut response = ready!(inner.poll(cx))?.into_response();
                 // An attempt is counted here; the extractor's marker is for plain requests.
                 response
                     .extensions_mut()
                     .remove::<RejectedAtWebSocketRoute>();
-                let accepted = response.status() == attempt.accepted();
-                route.record_upgrade(response.status(), accepted, started.elapsed(), *canary);
+                let accepted = response.status() == state.attempt.accepted();
+                state.route.record_upgrade(
+                    response.status(),
+                    accepted,
+                    state.started.elapsed(),
+                    state.canary,
+                );
                 Poll::Ready(Ok(response))
             }
+            State::Refused(status) => Poll::Ready(Ok(status.into_response())),
         }
     }
+}
+
+/// A plain request refused by a wsmon extractor (a `GET /ws` without `Upgrade`): counted as a
+/// rejected upgrade on its route. Out of line, so the plain path stays small.
+#[cold]
+#[inline(never)]
+fn count_rejection(wsmon: &WsMon, response: &mut Response) {
+    let Some(marker) = response
+        .extensions_mut()
+        .remove::<RejectedAtWebSocketRoute>()
+    else {
+        return;
+    };
+    let route = marker
+        .route
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, |p| p.as_str());
+    wsmon.inner.metrics.route(route).record_upgrade(
+        response.status(),
+        false,
+        std::time::Duration::ZERO,
+        wsmon.inner.canary.matches(&marker.headers),
+    );
 }

@@ -64,8 +64,10 @@ impl Attempt {
 }
 
 /// Whether `req` is a WebSocket upgrade attempt, and which kind.
+#[inline]
 pub(crate) fn upgrade_attempt<B>(req: &Request<B>) -> Option<Attempt> {
-    if req.method() == Method::CONNECT && req.version() >= Version::HTTP_2 {
+    // Checked first and cheaply: the version is a byte, the method an enum tag.
+    if req.version() >= Version::HTTP_2 && req.method() == Method::CONNECT {
         let websocket = req
             .extensions()
             .get::<hyper::ext::Protocol>()
@@ -74,7 +76,13 @@ pub(crate) fn upgrade_attempt<B>(req: &Request<B>) -> Option<Attempt> {
             return Some(Attempt::ExtendedConnect);
         }
     }
-    req.headers()
+    let headers = req.headers();
+    // Scanning a request's few names compares enum tags; `get_all` hashes the name first,
+    // which cost a plain request about 90 instructions (BENCHMARKS.md, 1d).
+    if !headers.keys().any(|name| name == header::UPGRADE) {
+        return None;
+    }
+    headers
         .get_all(header::UPGRADE)
         .iter()
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
