@@ -93,11 +93,17 @@ fn tracee(tool: Tool, child: &Child, program: &str) -> anyhow::Result<i32> {
     }
 }
 
-/// Stops the counted process with SIGTERM and waits for the tool to write its output.
+/// Stops the counted process with SIGTERM and waits for the tool to write its output. The
+/// signal is repeated every few seconds: under valgrind or strace one sent while the process
+/// is still starting up has been seen to be lost.
 async fn stop(mut child: Child, pid: i32, within: Duration) -> anyhow::Result<()> {
-    unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + within;
+    let mut next_signal = Instant::now();
     loop {
+        if Instant::now() >= next_signal {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            next_signal = Instant::now() + Duration::from_secs(3);
+        }
         if let Some(status) = child.try_wait()? {
             // nginx and the proxy exit 0 on SIGTERM; valgrind and strace pass that on.
             if !status.success() {
