@@ -109,10 +109,7 @@ pub(crate) fn nginx_command(
     name: &str,
 ) -> anyhow::Result<(std::process::Command, TempDir, SocketAddr)> {
     let listen = free_port()?;
-    let dir = std::env::temp_dir().join(format!(
-        "wsmon-bench-nginx-{name}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("wsmon-bench-nginx-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
     let conf = format!(
