@@ -19,6 +19,7 @@ pub mod otlp_sink;
 pub mod overhead;
 pub mod procs;
 pub mod relay_cost;
+pub mod relay_counted;
 pub mod replay;
 pub mod requests;
 pub mod scrape;

@@ -68,7 +68,8 @@ impl Drop for Proc {
     }
 }
 
-struct TempDir(PathBuf);
+/// A directory removed when dropped.
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -80,7 +81,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-async fn echo_upstream() -> anyhow::Result<SocketAddr> {
+pub(crate) async fn echo_upstream() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -101,12 +102,16 @@ async fn echo_upstream() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn start_nginx(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
+/// The nginx command for one worker without a master relaying to `upstream`, its temp dir and
+/// its listen address. The process started is the one that relays (and whose CPU is read).
+pub(crate) fn nginx_command(
+    upstream: SocketAddr,
+    name: &str,
+) -> anyhow::Result<(std::process::Command, TempDir, SocketAddr)> {
     let listen = free_port()?;
-    let dir = std::env::temp_dir().join(format!("wsmon-bench-nginx-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("wsmon-bench-nginx-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
-    // One worker and no master: the process started is the one whose CPU is read.
     let conf = format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log stderr warn;\nevents {{ worker_connections 4096; }}\n\
@@ -118,44 +123,59 @@ fn start_nginx(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
          \x20     proxy_buffering off;\n      tcp_nodelay on;\n    }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
-    let child = std::process::Command::new("nginx")
-        .args([
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-e",
-            "stderr",
-        ])
+    let mut cmd = std::process::Command::new("nginx");
+    cmd.args([
+        "-p",
+        &d.to_string(),
+        "-c",
+        &format!("{d}/nginx.conf"),
+        "-e",
+        "stderr",
+    ]);
+    Ok((cmd, TempDir(dir), listen))
+}
+
+fn start_nginx(upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
+    let (mut cmd, dir, listen) = nginx_command(upstream, "timed")?;
+    let child = cmd
         .spawn()
         .context("starting nginx (apt-get install nginx)")?;
     Ok((
         Proc {
             child,
-            _dir: Some(TempDir(dir)),
+            _dir: Some(dir),
         },
         listen,
     ))
 }
 
-fn start_wsmon_proxy(upstream: SocketAddr, threads: u16) -> anyhow::Result<(Proc, SocketAddr)> {
+/// The wsmon-proxy command (release binary, `/metrics` on) relaying to `upstream`, and its
+/// listen address.
+pub(crate) fn proxy_command(
+    upstream: SocketAddr,
+    threads: u16,
+) -> anyhow::Result<(std::process::Command, SocketAddr)> {
     let listen = free_port()?;
     let metrics = free_port()?;
-    let child = std::process::Command::new(crate::procs::sibling("wsmon-proxy")?)
-        .args([
-            "--listen",
-            &listen.to_string(),
-            "--upstream",
-            &format!("http://{upstream}"),
-        ])
-        .args(["--route", "/ws", "--metrics-listen", &metrics.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .spawn()
-        .context("starting wsmon-proxy")?;
+    let mut cmd = std::process::Command::new(crate::procs::sibling("wsmon-proxy")?);
+    cmd.args([
+        "--listen",
+        &listen.to_string(),
+        "--upstream",
+        &format!("http://{upstream}"),
+    ])
+    .args(["--route", "/ws", "--metrics-listen", &metrics.to_string()])
+    .args(["--threads", &threads.to_string()]);
+    Ok((cmd, listen))
+}
+
+fn start_wsmon_proxy(upstream: SocketAddr, threads: u16) -> anyhow::Result<(Proc, SocketAddr)> {
+    let (mut cmd, listen) = proxy_command(upstream, threads)?;
+    let child = cmd.spawn().context("starting wsmon-proxy")?;
     Ok((Proc { child, _dir: None }, listen))
 }
 
-async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         if Instant::now() > deadline {
@@ -166,8 +186,9 @@ async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One phase against `addr`: returns the round-trip histogram (µs) and the phase's duration.
-async fn phase(
+/// One phase against `addr`: the round-trip histogram (µs) and, with `pid`, that process's
+/// CPU over the phase.
+pub(crate) async fn phase(
     addr: SocketAddr,
     pid: Option<u32>,
     opts: &Options,

@@ -9,6 +9,7 @@
 //!   on a client violation with 1002/1009 to both legs, on upstream garbage with 1011 to the
 //!   client and 1002 to the upstream), and then only drains until the peer's close or EOF.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -104,7 +105,7 @@ pub const UPSTREAM_INVALID: u16 = 1011;
 struct Conn<'a> {
     observer: &'a ConnectionObserver,
     config: &'a RelayConfig,
-    closing: watch::Sender<Option<Closing>>,
+    closing: ClosingFlag,
     /// The last server ping passing through and when, for the client's pong.
     ping: Mutex<Option<([u8; 8], usize, Instant)>>,
 }
@@ -138,11 +139,10 @@ pub async fn run(
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (closing, _) = watch::channel(None);
     let conn = Conn {
         observer: &observer,
         config,
-        closing,
+        closing: ClosingFlag(AtomicU64::new(0)),
         ping: Mutex::new(None),
     };
     // Borrowed halves of each socket: both pumps run in this one task, so no lock or Arc is
@@ -168,7 +168,7 @@ pub async fn run(
         if shutdown.wait_for(|s| *s).await.is_ok() {
             conn.observer
                 .close(Initiator::Server, wsmon::close_code::GOING_AWAY);
-            conn.closing.send_replace(Some(Closing::SHUTDOWN));
+            conn.closing.set(Closing::SHUTDOWN).await;
         }
         std::future::pending::<()>().await
     };
@@ -179,6 +179,56 @@ pub async fn run(
         _ = &mut down => { let _ = tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await; }
         _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
     }
+}
+
+/// The connection's closing decision, set by a pump or by the shutdown, last one wins, and
+/// read by both pumps. All of them run in the relay's one task, and a setter wakes that task,
+/// so a pump polled before the store sees it on the next poll: no waiter per pump, which cost
+/// a `Notify` poll on every wake-up.
+struct ClosingFlag(AtomicU64);
+
+const DECIDED: u64 = 1 << 63;
+const HAS_CODE: u64 = 1 << 16;
+
+impl ClosingFlag {
+    fn get(&self) -> Option<Closing> {
+        let v = self.0.load(Ordering::Acquire);
+        let code = |bits: u64| (bits & HAS_CODE != 0).then_some(bits as u16);
+        (v & DECIDED != 0).then(|| Closing {
+            to_client: code(v),
+            to_upstream: code(v >> 32),
+        })
+    }
+
+    async fn set(&self, closing: Closing) {
+        let bits = |c: Option<u16>| c.map_or(0, |c| HAS_CODE | u64::from(c));
+        let v = DECIDED | bits(closing.to_client) | bits(closing.to_upstream) << 32;
+        self.0.store(v, Ordering::Release);
+        std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    /// Ready once a closing is decided; relies on the setter's wake-up.
+    fn decided(&self) -> impl std::future::Future<Output = Closing> + '_ {
+        std::future::poll_fn(|_| match self.get() {
+            Some(c) => std::task::Poll::Ready(c),
+            None => std::task::Poll::Pending,
+        })
+    }
+}
+
+/// Polls `f` once: its output if it was ready, `None` (and `f` still pending) if not.
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 async fn select_shutdown(
@@ -211,15 +261,11 @@ where
             _ => 0,
         },
     });
-    let mut closing_rx = conn.closing.subscribe();
     let mut buf = BytesMut::with_capacity(config.buffer_bytes.max(read_ahead.len()));
     buf.extend_from_slice(&read_ahead);
     // Bytes in `buf` not parsed yet: the read-ahead, before the first read.
     let mut unparsed = !buf.is_empty();
     let closing_now = {
-        // One waiter for the whole loop, not one per read.
-        let closed = closing_rx.wait_for(Option::is_some);
-        tokio::pin!(closed);
         loop {
             if unparsed {
                 unparsed = false;
@@ -227,11 +273,7 @@ where
                 buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
                 let read = tokio::select! {
                     biased;
-                    c = &mut closed => match c {
-                        Ok(c) => break c.expect("waited for a close"),
-                        // The sender lives in `conn`, so this does not happen.
-                        Err(_) => return,
-                    },
+                    c = conn.closing.decided() => break c,
                     read = src.read_buf(&mut buf) => read,
                 };
                 match read {
@@ -283,7 +325,7 @@ where
                         }
                     }
                 };
-                conn.closing.send_replace(Some(closing_now));
+                conn.closing.set(closing_now).await;
                 // The source's stream can no longer be parsed: stop reading it.
                 let code = match sender {
                     Sender::Client => closing_now.to_upstream,
@@ -400,6 +442,12 @@ impl Conn<'_> {
         self.observer.queue_depth(messages, false);
         let write = dst.write_all(bytes);
         tokio::pin!(write);
+        // Most writes complete at once into the socket buffer: try before arming the slow
+        // timer, which would cost a timer entry per write.
+        if let Some(done) = poll_once(&mut write).await {
+            self.observer.queue_drained();
+            return done.is_ok();
+        }
         let done = match tokio::time::timeout(config.slow_after, &mut write).await {
             Ok(done) => done,
             Err(_) => {
@@ -411,10 +459,12 @@ impl Conn<'_> {
                         self.observer.overflow(OverflowPolicy::Disconnect);
                         self.observer
                             .close(Initiator::Server, wsmon::close_code::TRY_AGAIN_LATER);
-                        self.closing.send_replace(Some(Closing {
-                            to_client: None,
-                            to_upstream: Some(wsmon::close_code::TRY_AGAIN_LATER),
-                        }));
+                        self.closing
+                            .set(Closing {
+                                to_client: None,
+                                to_upstream: Some(wsmon::close_code::TRY_AGAIN_LATER),
+                            })
+                            .await;
                         self.observer.queue_drained();
                         return false;
                     }

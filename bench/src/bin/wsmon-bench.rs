@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wsmon_bench::{
     accuracy, backpressure, cold_start, counted, footprint, instructions, machine, markdown,
-    overhead, relay_cost, replay, requests, scrape, syscalls,
+    overhead, relay_cost, relay_counted, replay, requests, scrape, syscalls,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,6 +27,8 @@ enum Bench {
     Replay,
     /// Relay cost: direct versus nginx versus wsmon-proxy.
     Proxy,
+    /// 9b: instructions and system calls per relayed message, nginx against wsmon-proxy.
+    ProxyCounted,
 }
 
 #[derive(Parser)]
@@ -194,6 +196,22 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== benchmark 9: relay cost (direct, nginx, wsmon-proxy)");
         let trials = relay_cost::run(&opts).await?;
         sections.push(relay_cost::report(&trials, &opts));
+    }
+    if wants(Bench::ProxyCounted) {
+        if !instructions::valgrind_available() || !syscalls::strace_available() {
+            anyhow::bail!(
+                "valgrind and strace are needed (apt-get install valgrind strace); use --only to skip proxy-counted"
+            );
+        }
+        let opts = relay_counted::Options {
+            connections: 4,
+            short_round_trips: if cli.quick { 200 } else { 500 },
+            long_round_trips: if cli.quick { 1000 } else { 2500 },
+            payload_bytes: 128,
+        };
+        eprintln!("== benchmark 9b: relay cost counted (nginx, wsmon-proxy)");
+        let counts = relay_counted::run(&opts).await?;
+        sections.push(relay_counted::report(&counts, &opts));
     }
 
     let load_after = machine::load_average();
