@@ -100,7 +100,10 @@ pub const HEADERS: [(&str, &str); 9] = [
 /// [`HEADERS`], through the router, in this process.
 pub async fn drive(layering: Layering, n: u64, headers: usize) -> anyhow::Result<()> {
     let Some(headers) = HEADERS.get(..headers) else {
-        bail!("{headers} headers asked for: expected 0 to {}", HEADERS.len());
+        bail!(
+            "{headers} headers asked for: expected 0 to {}",
+            HEADERS.len()
+        );
     };
     let mut app = router(layering)?;
     for i in 0..n {
