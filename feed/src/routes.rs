@@ -35,7 +35,11 @@ async fn ws_handler(
     State(feed): State<Arc<Feed>>,
     Query(query): Query<WsQuery>,
 ) -> Response {
-    ws.on_upgrade(move |socket| serve_socket(feed, socket, query.from))
+    // Watched from before the 101 is sent: a client that has its 101 is a current connection,
+    // so a drop requested before the socket task starts must still reach it.
+    let mut dropped = feed.faults.drop_watch();
+    dropped.mark_unchanged();
+    ws.on_upgrade(move |socket| serve_socket(feed, socket, query.from, dropped))
 }
 
 /// The largest body `POST /publish` reads (axum's default limit for `Bytes`).
@@ -75,15 +79,18 @@ fn is_head_request(text: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn serve_socket(feed: Arc<Feed>, socket: WebSocket, from: Option<u64>) {
+async fn serve_socket(
+    feed: Arc<Feed>,
+    socket: WebSocket,
+    from: Option<u64>,
+    mut dropped: tokio::sync::watch::Receiver<u64>,
+) {
     let handle = socket.handle();
     let (queue, mut outbound) = outbound_queue::<Outbound>(&handle, feed.config.queue);
     let (mut sink, mut stream) = socket.split();
     // Set once the connection is subscribed, so it can be unsubscribed however it ends.
     let subscriber = std::sync::Mutex::new(None);
 
-    let mut dropped = feed.faults.drop_watch();
-    dropped.mark_unchanged();
     let stall = feed.faults.stall_watch();
     let writer = async {
         let delay = feed.config.first_payload_delay + feed.faults.first_payload_delay();
