@@ -10,7 +10,8 @@
 //!   client and 1002 to the upstream), and then only drains until the peer's close or EOF.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -105,7 +106,7 @@ pub const UPSTREAM_INVALID: u16 = 1011;
 struct Conn<'a> {
     observer: &'a ConnectionObserver,
     config: &'a RelayConfig,
-    closing: ClosingFlag,
+    closing: Arc<ClosingFlag>,
     /// The last server ping passing through and when, for the client's pong.
     ping: Mutex<Option<([u8; 8], usize, Instant)>>,
 }
@@ -142,7 +143,7 @@ pub async fn run(
     let conn = Conn {
         observer: &observer,
         config,
-        closing: ClosingFlag(AtomicU64::new(0)),
+        closing: Arc::new(ClosingFlag(AtomicU64::new(0))),
         ping: Mutex::new(None),
     };
     // Borrowed halves of each socket: both pumps run in this one task, so no lock or Arc is
@@ -164,20 +165,51 @@ pub async fn run(
         client_tx,
     );
     tokio::pin!(up, down);
+    // The shutdown watch is awaited in a task of its own, which raises a bit in the flag and
+    // wakes this one: polled here on every wake-up, the watch's `Notify` took a lock per
+    // relayed message (BENCHMARKS.md, 9b).
+    let _watcher = {
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let flag = Arc::clone(&conn.closing);
+        AbortOnDrop(tokio::spawn(async move {
+            if shutdown.wait_for(|s| *s).await.is_ok() {
+                flag.0.fetch_or(SHUTTING_DOWN, Ordering::Release);
+                waker.wake();
+            }
+        }))
+    };
     let on_shutdown = async {
-        if shutdown.wait_for(|s| *s).await.is_ok() {
-            conn.observer
-                .close(Initiator::Server, wsmon::close_code::GOING_AWAY);
-            conn.closing.set(Closing::SHUTDOWN).await;
-        }
+        std::future::poll_fn(|_| {
+            if conn.closing.0.load(Ordering::Acquire) & SHUTTING_DOWN != 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        conn.observer
+            .close(Initiator::Server, wsmon::close_code::GOING_AWAY);
+        conn.closing.set(Closing::SHUTDOWN).await;
         std::future::pending::<()>().await
     };
     tokio::pin!(on_shutdown);
     let linger = config.linger;
+    // Biased: an unbiased `select!` draws a random start per poll, and the order is no matter
+    // here (each branch is cheap to poll while it has nothing to do).
     tokio::select! {
+        biased;
         _ = &mut up => { let _ = tokio::time::timeout(linger, select_shutdown(&mut down, &mut on_shutdown)).await; }
         _ = &mut down => { let _ = tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await; }
         _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
+    }
+}
+
+/// Ends the shutdown watcher with the relay.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -189,6 +221,8 @@ struct ClosingFlag(AtomicU64);
 
 const DECIDED: u64 = 1 << 63;
 const HAS_CODE: u64 = 1 << 16;
+/// Raised by the shutdown watcher; the relay then decides the shutdown closing.
+const SHUTTING_DOWN: u64 = 1 << 62;
 
 impl ClosingFlag {
     fn get(&self) -> Option<Closing> {
@@ -203,7 +237,12 @@ impl ClosingFlag {
     async fn set(&self, closing: Closing) {
         let bits = |c: Option<u16>| c.map_or(0, |c| HAS_CODE | u64::from(c));
         let v = DECIDED | bits(closing.to_client) | bits(closing.to_upstream) << 32;
-        self.0.store(v, Ordering::Release);
+        // Keeps the watcher's bit, so a pump's decision cannot hide a shutdown.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Release, Ordering::Acquire, |old| {
+                Some(v | (old & SHUTTING_DOWN))
+            });
         std::future::poll_fn(|cx| {
             cx.waker().wake_by_ref();
             std::task::Poll::Ready(())
@@ -236,6 +275,7 @@ async fn select_shutdown(
     on_shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) {
     tokio::select! {
+        biased;
         _ = rest => {}
         _ = on_shutdown => {}
     }
