@@ -18,6 +18,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 use wsmon::close_code::Initiator;
 use wsmon::frame::FrameType;
 use wsmon::observe::Direction;
@@ -133,6 +134,9 @@ impl Leg {
 
 /// Relays between `client` and `upstream` until both directions end. `shutdown` turns to true
 /// for a graceful shutdown.
+///
+/// Run it as a task of its own (`tokio::spawn`): the shutdown watcher wakes the waker of the
+/// first poll, which is the task's.
 pub async fn run(
     mut client: Leg,
     mut upstream: Leg,
@@ -167,26 +171,18 @@ pub async fn run(
     tokio::pin!(up, down);
     // The shutdown watch is awaited in a task of its own, which raises a bit in the flag and
     // wakes this one: polled here on every wake-up, the watch's `Notify` took a lock per
-    // relayed message (BENCHMARKS.md, 9b).
+    // relayed message (BENCHMARKS.md, 9b). Aborted when the relay ends.
     let _watcher = {
-        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let relay = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         let flag = Arc::clone(&conn.closing);
-        AbortOnDrop(tokio::spawn(async move {
+        AbortOnDropHandle::new(tokio::spawn(async move {
             if shutdown.wait_for(|s| *s).await.is_ok() {
-                flag.0.fetch_or(SHUTTING_DOWN, Ordering::Release);
-                waker.wake();
+                flag.raise_shutdown(relay);
             }
         }))
     };
     let on_shutdown = async {
-        std::future::poll_fn(|_| {
-            if conn.closing.0.load(Ordering::Acquire) & SHUTTING_DOWN != 0 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        conn.closing.shutdown_raised().await;
         conn.observer
             .close(Initiator::Server, wsmon::close_code::GOING_AWAY);
         conn.closing.set(Closing::SHUTDOWN).await;
@@ -201,15 +197,6 @@ pub async fn run(
         _ = &mut up => { let _ = tokio::time::timeout(linger, select_shutdown(&mut down, &mut on_shutdown)).await; }
         _ = &mut down => { let _ = tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await; }
         _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
-    }
-}
-
-/// Ends the shutdown watcher with the relay.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -248,6 +235,20 @@ impl ClosingFlag {
             std::task::Poll::Ready(())
         })
         .await
+    }
+
+    /// Raised by the shutdown watcher, outside the relay's task, which `relay` wakes.
+    fn raise_shutdown(&self, relay: std::task::Waker) {
+        self.0.fetch_or(SHUTTING_DOWN, Ordering::Release);
+        relay.wake();
+    }
+
+    /// Ready once the watcher raised the shutdown; relies on its wake-up.
+    fn shutdown_raised(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| match self.0.load(Ordering::Acquire) & SHUTTING_DOWN {
+            0 => Poll::Pending,
+            _ => Poll::Ready(()),
+        })
     }
 
     /// Ready once a closing is decided; relies on the setter's wake-up.
