@@ -188,7 +188,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Count>> {
     }
     let dir = std::env::temp_dir().join(format!("wsmon-bench-relay-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let _dir = TempDir(dir.clone());
+    // WSMON_BENCH_KEEP=1 keeps the tools' outputs, for `callgrind_annotate`.
+    let keep = std::env::var_os("WSMON_BENCH_KEEP").is_some_and(|v| v == "1");
+    let _dir = (!keep).then(|| TempDir(dir.clone()));
+    if keep {
+        eprintln!("  keeping the outputs in {}", dir.display());
+    }
     let upstream = relay_cost::echo_upstream().await?;
     let lengths = [opts.short_round_trips, opts.long_round_trips];
     let mut counts = Vec::new();

@@ -26,16 +26,24 @@ pub enum Layering {
     Identity,
     /// `Router::layer(wsmon.layer())`, the README's integration.
     Wsmon,
+    /// `wsmon.layer().layer(router)`: the whole router wrapped, before routing.
+    Outer,
 }
 
 impl Layering {
-    pub const ALL: [Layering; 3] = [Layering::Bare, Layering::Identity, Layering::Wsmon];
+    pub const ALL: [Layering; 4] = [
+        Layering::Bare,
+        Layering::Identity,
+        Layering::Wsmon,
+        Layering::Outer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Layering::Bare => "bare",
             Layering::Identity => "no-op layer",
             Layering::Wsmon => "wsmon layer",
+            Layering::Outer => "wsmon around the router",
         }
     }
 
@@ -44,6 +52,7 @@ impl Layering {
             Layering::Bare => "bare",
             Layering::Identity => "identity",
             Layering::Wsmon => "wsmon",
+            Layering::Outer => "outer",
         }
     }
 
@@ -51,7 +60,9 @@ impl Layering {
         Self::ALL
             .into_iter()
             .find(|l| l.arg() == s)
-            .with_context(|| format!("unknown layering {s:?}: expected bare, identity or wsmon"))
+            .with_context(|| {
+                format!("unknown layering {s:?}: expected bare, identity, wsmon or outer")
+            })
     }
 }
 
@@ -60,7 +71,7 @@ async fn ws(ws: wsmon::WebSocketUpgrade) -> axum::response::Response {
 }
 
 /// A mixed service: two REST routes, the WebSocket route and `/metrics`.
-fn router(layering: Layering) -> anyhow::Result<Router> {
+fn router(layering: Layering) -> anyhow::Result<(Router, wsmon::WsMon)> {
     let registry = prometheus::Registry::new();
     let wsmon = wsmon::WsMon::builder().route("/ws").build(&registry)?;
     let app = Router::new()
@@ -69,12 +80,12 @@ fn router(layering: Layering) -> anyhow::Result<Router> {
         .route("/ws", get(ws))
         .route("/metrics", wsmon.metrics_route());
     let app = match layering {
-        Layering::Bare => app,
+        Layering::Bare | Layering::Outer => app,
         Layering::Identity => app.layer(tower::layer::util::Identity::new()),
         Layering::Wsmon => app.layer(wsmon.layer()),
     };
     // As `axum::serve` does: handlers become routes once, not per request.
-    Ok(app.with_state(()))
+    Ok((app.with_state(()), wsmon))
 }
 
 /// The headers of a browser's `fetch` to a REST API, so that a check which scans the headers
@@ -105,7 +116,18 @@ pub async fn drive(layering: Layering, n: u64, headers: usize) -> anyhow::Result
             HEADERS.len()
         );
     };
-    let mut app = router(layering)?;
+    let (app, wsmon) = router(layering)?;
+    match layering {
+        Layering::Outer => send(tower::Layer::layer(&wsmon.layer(), app), n, headers).await,
+        _ => send(app, n, headers).await,
+    }
+}
+
+async fn send<S>(mut app: S, n: u64, headers: &[(&str, &str)]) -> anyhow::Result<()>
+where
+    S: Service<Request<Body>, Response = axum::response::Response>,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
     for i in 0..n {
         let mut request = Request::get(if i % 2 == 0 {
             "/api/items"
@@ -214,6 +236,14 @@ pub fn report(counts: &[Count], short: u64, long: u64) -> String {
             "\nwsmon's layer over the no-op layer: **{:.3}** ({:+.0} instructions per request).\n",
             w / i,
             w - i
+        ));
+    }
+    if let (Some(b), Some(o)) = (bare, get(Layering::Outer)) {
+        out.push_str(&format!(
+            "wsmon around the router over the bare router: **{:.3}** ({:+.0} instructions per \
+             request).\n",
+            o / b,
+            o - b
         ));
     }
     out

@@ -74,6 +74,8 @@ mod monitor;
 pub mod observe;
 pub mod queue;
 pub mod resume;
+#[cfg(feature = "axum")]
+mod route_paths;
 mod secret;
 pub mod sequencer;
 pub mod socket;
@@ -111,6 +113,15 @@ pub enum Error {
     /// wsmon's metrics from another [`WsMon`].
     #[error("registering wsmon metrics in the Prometheus registry failed: {0}")]
     Register(#[source] prometheus::Error),
+    /// A declared route template is malformed or conflicts with another declared one (the
+    /// rules of axum's router: `/rooms/{id}` and `/rooms/{name}` conflict).
+    #[error("the declared route {template:?} cannot be matched: {reason}")]
+    Route {
+        /// The template as declared with [`WsMonBuilder::route`].
+        template: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Seals the traits only wsmon implements, so adding a method to them is not a breaking

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     /// The routes declared with [`WsMonBuilder::route`], the only ones [`WsMon::route`]
     /// hands out.
     declared: Vec<RouteHandle>,
+    /// The declared templates as a matcher, for attempts before axum's routing.
+    #[cfg(feature = "axum")]
+    pub(crate) paths: crate::route_paths::RoutePaths,
     pub(crate) registry: Registry,
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) max_message_bytes: Option<usize>,
@@ -172,10 +175,14 @@ impl WsMonBuilder {
                 });
             }
         }
+        #[cfg(feature = "axum")]
+        let paths = crate::route_paths::RoutePaths::new(declared.iter().map(|r| &r.metrics))?;
         Ok(WsMon {
             inner: Arc::new(Inner {
                 metrics,
                 declared,
+                #[cfg(feature = "axum")]
+                paths,
                 registry: registry.clone(),
                 allowed_origins: self.allowed_origins,
                 max_message_bytes: self.max_message_bytes,

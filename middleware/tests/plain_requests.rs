@@ -46,7 +46,11 @@ fn request(path: &str) -> Request<Body> {
 
 /// Allocations of `n` plain requests through `router`, on this thread (the current-thread
 /// runtime polls every future here).
-async fn per_request(router: &mut Router, path: &str, n: u64) -> f64 {
+async fn per_request<S>(router: &mut S, path: &str, n: u64) -> f64
+where
+    S: Service<Request<Body>, Response = axum::response::Response>,
+    S::Error: std::fmt::Debug,
+{
     // Warm up first: lazily initialised statics and the first-use growth of any buffers.
     let mut before = 0;
     for i in 0..10 + n {
@@ -91,5 +95,25 @@ async fn a_plain_request_allocates_nothing_extra_with_the_layer_on() {
         );
     }
     // Nothing was counted: plain requests are not upgrade attempts.
+    assert!(!wsmon.render().contains("outcome=\"rejected\""));
+}
+
+/// Around the whole router there is no per-route boxing: the layer adds nothing at all over
+/// the bare router.
+#[tokio::test(flavor = "current_thread")]
+async fn around_the_router_a_plain_request_allocates_exactly_what_the_bare_router_does() {
+    let registry = prometheus::Registry::new();
+    let wsmon = WsMon::builder().route("/ws").build(&registry).unwrap();
+    let mut bare = app(&wsmon).with_state(());
+    let mut around = tower::Layer::layer(&wsmon.layer(), app(&wsmon).with_state(()));
+    for path in ["/api/items", "/api/items/42"] {
+        let without = per_request(&mut bare, path, 200).await;
+        let with = per_request(&mut around, path, 200).await;
+        eprintln!("{path}: {without} allocations per request bare, {with} around the router");
+        assert_eq!(
+            with, without,
+            "{path}: wsmon around the router added allocations"
+        );
+    }
     assert!(!wsmon.render().contains("outcome=\"rejected\""));
 }

@@ -93,10 +93,9 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, R, E> Future for ResponseFuture<F>
+impl<F, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<R, E>>,
-    R: IntoResponse,
+    F: Future<Output = Result<Response, E>>,
 {
     type Output = Result<Response, E>;
 
@@ -112,7 +111,7 @@ where
         match this.state {
             State::Plain(wsmon) => {
                 // Inspected where it lies and returned as is: no move of the response.
-                let mut poll = inner.poll(cx).map(|r| r.map(IntoResponse::into_response));
+                let mut poll = inner.poll(cx);
                 if let Poll::Ready(Ok(response)) = &mut poll {
                     if response
                         .extensions()
@@ -125,7 +124,7 @@ where
                 poll
             }
             State::Attempt(state) => {
-                let mut response = ready!(inner.poll(cx))?.into_response();
+                let mut response = ready!(inner.poll(cx))?;
                 // An attempt is counted here; the extractor's marker is for plain requests.
                 response
                     .extensions_mut()

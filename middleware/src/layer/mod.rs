@@ -4,6 +4,25 @@
 //! Add it with `Router::layer`, which wraps each route (and the fallback) after routing, so
 //! axum's `MatchedPath` is known here and an unrouted request counts as `unmatched`.
 //!
+//! Or wrap the whole router, before routing. axum's `Router::layer` boxes each route once
+//! more for any layer, a cost every plain request pays; around the router there is none. An
+//! attempt's route is then the template declared with [`crate::WsMonBuilder::route`] that
+//! matches its path, matched as axum's router matches it (any other path is `unmatched`):
+//!
+//! ```no_run
+//! use axum::{extract::Request, routing::get, Router, ServiceExt};
+//! use tower_layer::Layer as _;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let registry = prometheus::Registry::new();
+//! let wsmon = wsmon::WsMon::builder().route("/ws").build(&registry)?;
+//! let router = Router::new().route("/api/items", get(|| async { "items" }));
+//! let app = wsmon.layer().layer(router);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! An upgrade attempt is any request with `Upgrade: websocket`, whatever its method (a `POST`
 //! answered 405 is a rejected attempt), or an HTTP/2 extended `CONNECT` whose `:protocol` is
 //! `websocket` (RFC 8441). Both go through the origin allowlist, the connection limit and the

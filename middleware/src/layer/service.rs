@@ -1,6 +1,7 @@
 //! [`WsMonService`]: the per-request decision between an upgrade attempt and a plain request.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::{upgrade_attempt, HandshakeContext};
 use crate::catalog::UNMATCHED_ROUTE;
+use crate::metrics::RouteMetrics;
 use crate::WsMon;
 
 /// The service produced by [`super::WsMonLayer`]; cheap to clone when `S` is.
@@ -37,8 +39,7 @@ impl<S: fmt::Debug> fmt::Debug for WsMonService<S> {
 
 impl<S, B> Service<Request<B>> for WsMonService<S>
 where
-    S: Service<Request<B>>,
-    S::Response: axum::response::IntoResponse,
+    S: Service<Request<B>, Response = axum::response::Response>,
 {
     type Response = axum::response::Response;
     type Error = S::Error;
@@ -55,11 +56,7 @@ where
             return ResponseFuture::plain(self.inner.call(req), self.wsmon.clone());
         };
         let started = Instant::now();
-        let route = self.wsmon.inner.metrics.route(
-            req.extensions()
-                .get::<MatchedPath>()
-                .map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
-        );
+        let route = route_of(&self.wsmon, &req);
         let canary = self.wsmon.inner.canary.matches(req.headers());
         if let Some(status) = self.wsmon.precheck(req.headers()) {
             route.record_upgrade(status, false, started.elapsed(), canary);
@@ -71,5 +68,19 @@ where
             canary,
         });
         ResponseFuture::attempt(self.inner.call(req), route, attempt, started, canary)
+    }
+}
+
+/// The attempt's route: axum's matched template when the layer runs after routing
+/// (`Router::layer`), else the declared template matching the path (the layer around the
+/// whole router), else `unmatched`.
+fn route_of<B>(wsmon: &WsMon, req: &Request<B>) -> Arc<RouteMetrics> {
+    let inner = &wsmon.inner;
+    if let Some(matched) = req.extensions().get::<MatchedPath>() {
+        return inner.metrics.route(matched.as_str());
+    }
+    match inner.paths.at(req.uri().path()) {
+        Some(route) => Arc::clone(route),
+        None => inner.metrics.route(UNMATCHED_ROUTE),
     }
 }

@@ -98,6 +98,19 @@ async fn silent(ws: WebSocketUpgrade) -> Response {
 }
 
 pub async fn start_echo(builder: WsMonBuilder) -> EchoServer {
+    start_echo_placed(builder, Placement::RouterLayer).await
+}
+
+/// Where the wsmon layer sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// `router.layer(wsmon.layer())`: after routing, on each route.
+    RouterLayer,
+    /// `wsmon.layer().layer(router)`: around the whole router, before routing.
+    AroundRouter,
+}
+
+pub async fn start_echo_placed(builder: WsMonBuilder, placement: Placement) -> EchoServer {
     let registry = Registry::new();
     let wsmon = builder
         .route("/echo")
@@ -111,11 +124,21 @@ pub async fn start_echo(builder: WsMonBuilder) -> EchoServer {
         .route("/close/{code}", get(close_with))
         .route("/silent", get(silent))
         .route("/delayed/{ms}", get(delayed))
-        .route("/metrics", wsmon.metrics_route())
-        .layer(wsmon.layer());
+        .route("/api/items", get(|| async { "items" }))
+        .route("/metrics", wsmon.metrics_route());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    match placement {
+        Placement::RouterLayer => {
+            let app = app.layer(wsmon.layer());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+        Placement::AroundRouter => {
+            let app = tower::Layer::layer(&wsmon.layer(), app);
+            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+    }
     EchoServer {
         addr,
         wsmon,
