@@ -55,6 +55,9 @@ cargo fmt --all -- --check
 log "cargo doc (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features
 
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
 log "cargo package (every publishable crate, as crates.io would receive it)"
 # Packaged together, so each crate resolves its workspace dependencies from the others'
 # .crate files rather than from crates.io, where they are not yet published.

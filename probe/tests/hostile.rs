@@ -130,7 +130,9 @@ async fn a_200_instead_of_101_is_handshake_status_200() {
 async fn a_101_breaking_the_rfc_is_handshake_error_with_status_code_101() {
     const UPGRADE: &str =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
-    let cases: [(&str, fn(&str) -> String, &str); 4] = [
+    /// A case's name, the response built from the right accept key, and the error's words.
+    type Case = (&'static str, fn(&str) -> String, &'static str);
+    let cases: [Case; 4] = [
         (
             "an unoffered extension",
             |a| {

@@ -51,7 +51,7 @@ pub async fn run_with(
 ) -> Result<Vec<CanaryRun>, prometheus::Error> {
     let recorders: Vec<Arc<CanaryRecorder>> = canaries
         .iter()
-        .map(|cfg| Arc::new(CanaryRecorder::for_canary(&cfg, Retention::WholeRun)))
+        .map(|cfg| Arc::new(CanaryRecorder::for_canary(cfg, Retention::WholeRun)))
         .collect();
     let set = CanarySet::new(recorders.clone().into());
     registry.register(Box::new(CanaryCollector::new(set, UpMeans::Verdict)))?;
