@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
@@ -250,14 +250,6 @@ impl ClosingFlag {
             _ => Poll::Ready(()),
         })
     }
-
-    /// Ready once a closing is decided; relies on the setter's wake-up.
-    fn decided(&self) -> impl std::future::Future<Output = Closing> + '_ {
-        std::future::poll_fn(|_| match self.get() {
-            Some(c) => std::task::Poll::Ready(c),
-            None => std::task::Poll::Pending,
-        })
-    }
 }
 
 /// Polls `f` once: its output if it was ready, `None` (and `f` still pending) if not.
@@ -282,6 +274,102 @@ async fn select_shutdown(
     }
 }
 
+/// One direction's buffer: bytes `start..end` were read and are not forwarded yet. Plain
+/// indices over one allocation: `BytesMut`'s reserve and advance cost about 70 instructions
+/// per relayed message (BENCHMARKS.md, 9b). The zeroed (readable) part grows by doubling up
+/// to the capacity only as reads fill it, so an idle connection keeps few pages resident.
+struct Chunk {
+    bytes: Vec<u8>,
+    capacity: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The least a direction's buffer holds, whatever `queue.buffer` says: room for the longest
+/// incomplete frame head the parser leaves behind (139 bytes) and a read after it.
+const MIN_CHUNK: usize = 256;
+/// The zeroed part a buffer starts with.
+const FIRST_CHUNK: usize = 4096;
+
+impl Chunk {
+    fn new(capacity: usize, read_ahead: &[u8]) -> Self {
+        let capacity = capacity.max(read_ahead.len()).max(MIN_CHUNK);
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.extend_from_slice(read_ahead);
+        bytes.resize(read_ahead.len().max(FIRST_CHUNK.min(capacity)), 0);
+        Self {
+            bytes,
+            capacity,
+            start: 0,
+            end: read_ahead.len(),
+        }
+    }
+
+    /// Read and not yet consumed.
+    fn pending(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room for the next read: the unconsumed rest (a few bytes of an incomplete frame) moves
+    /// to the front first. A full buffer at capacity (only a drain lets that happen) is
+    /// emptied.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.bytes.len() {
+            if self.bytes.len() < self.capacity {
+                let grown = (self.bytes.len() * 2).min(self.capacity);
+                self.bytes.resize(grown, 0);
+            } else {
+                self.end = 0;
+            }
+        }
+        debug_assert!(self.end < self.bytes.len(), "a read needs room");
+        &mut self.bytes[self.end..]
+    }
+
+    /// `n` bytes were read into [`Chunk::spare`].
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+}
+
+/// The next read into `buf`, unless a closing was decided first. The flag is read on every
+/// poll: whoever decides it wakes the relay's task, so a waiting read sees it at once.
+fn read_unless_closing<'a, R: AsyncRead + Unpin>(
+    closing: &'a ClosingFlag,
+    src: &'a mut R,
+    buf: &'a mut Chunk,
+) -> impl std::future::Future<Output = Result<std::io::Result<usize>, Closing>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if let Some(c) = closing.get() {
+            return Poll::Ready(Err(c));
+        }
+        let mut read = ReadBuf::new(buf.spare());
+        match std::pin::Pin::new(&mut *src).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Ok(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                buf.filled(n);
+                Poll::Ready(Ok(Ok(n)))
+            }
+        }
+    })
+}
+
 /// One direction: `sender`'s bytes from `src` (after `read_ahead`) to the other leg's `dst`.
 async fn pump<R, W>(conn: &Conn<'_>, sender: Sender, mut src: R, read_ahead: Bytes, mut dst: W)
 where
@@ -302,20 +390,17 @@ where
             _ => 0,
         },
     });
-    let mut buf = BytesMut::with_capacity(config.buffer_bytes.max(read_ahead.len()));
-    buf.extend_from_slice(&read_ahead);
+    let mut buf = Chunk::new(config.buffer_bytes, &read_ahead);
     // Bytes in `buf` not parsed yet: the read-ahead, before the first read.
-    let mut unparsed = !buf.is_empty();
+    let mut unparsed = !buf.pending().is_empty();
     let closing_now = {
         loop {
             if unparsed {
                 unparsed = false;
             } else {
-                buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
-                let read = tokio::select! {
-                    biased;
-                    c = conn.closing.decided() => break c,
-                    read = src.read_buf(&mut buf) => read,
+                let read = match read_unless_closing(&conn.closing, &mut src, &mut buf).await {
+                    Ok(read) => read,
+                    Err(closing) => break closing,
                 };
                 match read {
                     Ok(0) | Err(_) => {
@@ -328,7 +413,7 @@ where
                 }
             }
             let mut messages = 0usize;
-            let parsed = parser.feed(&buf, |event| {
+            let parsed = parser.feed(buf.pending(), |event| {
                 messages += 1;
                 conn.on_event(sender, event);
             });
@@ -341,12 +426,12 @@ where
             };
             if forward > 0
                 && !conn
-                    .write(sender, &mut dst, &buf[..forward], messages)
+                    .write(sender, &mut dst, &buf.pending()[..forward], messages)
                     .await
             {
                 return;
             }
-            buf.advance(forward);
+            buf.consume(forward);
             if let Some(violation) = invalid {
                 tracing::debug!(?sender, %violation, "protocol violation, closing");
                 let closing_now = match sender {
@@ -389,16 +474,18 @@ where
     if !parser.saw_close() {
         let drain = async {
             loop {
-                if buf.len() >= config.buffer_bytes {
-                    buf.clear();
+                let mut read = ReadBuf::new(buf.spare());
+                let done = std::future::poll_fn(|cx| {
+                    std::pin::Pin::new(&mut src).poll_read(cx, &mut read)
+                })
+                .await;
+                let n = read.filled().len();
+                if done.is_err() || n == 0 {
+                    return;
                 }
-                buf.reserve(config.buffer_bytes.saturating_sub(buf.len()));
-                match src.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                match parser.feed(&buf, |_| {}) {
-                    Ok(n) => buf.advance(n),
+                buf.filled(n);
+                match parser.feed(buf.pending(), |_| {}) {
+                    Ok(n) => buf.consume(n),
                     Err(_) => return,
                 }
                 if parser.saw_close() {
@@ -539,5 +626,48 @@ impl Conn<'_> {
         if code.is_none() {
             let _ = tokio::time::timeout(timeout, dst.shutdown()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunk;
+
+    #[test]
+    fn a_chunk_keeps_the_unconsumed_rest_in_front_of_the_next_read() {
+        let mut c = Chunk::new(8192, b"abc");
+        assert_eq!(c.pending(), b"abc");
+        c.consume(2);
+        let spare = c.spare();
+        spare[..2].copy_from_slice(b"de");
+        c.filled(2);
+        assert_eq!(c.pending(), b"cde");
+        c.consume(3);
+        assert_eq!(c.pending(), b"");
+        assert_eq!(c.spare().len(), 4096, "the zeroed part starts at 4 KiB");
+    }
+
+    #[test]
+    fn a_chunk_grows_by_doubling_up_to_its_capacity_then_a_full_one_is_emptied() {
+        let mut c = Chunk::new(10_000, b"");
+        let mut seen = Vec::new();
+        loop {
+            let n = c.spare().len();
+            c.filled(n);
+            seen.push(c.pending().len());
+            if c.pending().len() == 10_000 {
+                break;
+            }
+        }
+        assert_eq!(seen, [4096, 8192, 10_000]);
+        // Full at capacity with nothing consumed (a drain): the next read starts over.
+        assert_eq!(c.spare().len(), 10_000);
+        assert_eq!(c.pending(), b"");
+    }
+
+    #[test]
+    fn a_tiny_configured_buffer_still_has_room_after_an_incomplete_frame() {
+        let mut c = Chunk::new(1, &[0u8; 139]);
+        assert!(!c.spare().is_empty());
     }
 }
