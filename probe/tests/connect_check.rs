@@ -10,12 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::faulty::gate;
-use support::{parse_config, sample, series_at_start, RunningDaemon};
+use support::{parse_config, series_at_start, value, RunningDaemon};
 use wsmon_testkit::exposition::Scrape;
-
-fn value(text: &str, name: &str, labels: &str) -> f64 {
-    sample(text, name, labels).unwrap_or(f64::NAN)
-}
 
 #[tokio::test]
 async fn refused_new_connections_fail_the_check_while_the_held_stream_stays_up() {

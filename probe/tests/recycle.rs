@@ -8,14 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::faulty::gate;
-use support::{parse_config, sample, series_at_start, RunningDaemon};
+use support::{parse_config, series_at_start, value, RunningDaemon};
 use wsmon_testkit::exposition::Scrape;
 
 const RECYCLES: f64 = 4.0;
-
-fn value(text: &str, name: &str, labels: &str) -> f64 {
-    sample(text, name, labels).unwrap_or(f64::NAN)
-}
 
 fn total(text: &str, name: &str) -> f64 {
     Scrape::parse(text).sum(name, &[("canary", "feed")])

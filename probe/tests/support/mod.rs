@@ -247,6 +247,11 @@ pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     value
 }
 
+/// [`sample`], or NaN where there is no such sample (so an equality check fails on it).
+pub fn value(text: &str, name: &str, labels: &str) -> f64 {
+    sample(text, name, labels).unwrap_or(f64::NAN)
+}
+
 /// `promtool check metrics` must find nothing to complain about.
 pub fn promtool_check(metrics: &str) {
     wsmon_testkit::promtool::assert_metrics_clean(metrics);
