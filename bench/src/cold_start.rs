@@ -47,7 +47,7 @@ pub async fn run(runs: usize) -> anyhow::Result<Results> {
         k6_ms: Vec::new(),
     };
     // One untimed run each first, so neither pays for a cold page cache.
-    for timed in std::iter::once(false).chain(std::iter::repeat(true).take(runs)) {
+    for timed in std::iter::once(false).chain(std::iter::repeat_n(true, runs)) {
         let mut p = Command::new(&probe);
         p.args(["once", "--until-first-payload", "--duration", &limit, "-c"])
             .arg(&config)

@@ -36,7 +36,9 @@
 //! The message path does no allocation, no label lookup and takes no lock shared between
 //! connections: per-route handles are resolved once per connection, and live-connection
 //! gauges are computed at scrape time. Requests that are not upgrade attempts pass through
-//! the layer without an allocation.
+//! the layer without an allocation. On a mostly-REST service, wrap the whole router instead
+//! of adding the layer to it, which spares every request axum's per-route boxing: see
+//! [`layer`].
 //!
 //! ## WebSockets over HTTP/2
 //!

@@ -258,7 +258,7 @@ fn server_counter(registry: &Registry, name: &str, label: Option<(&str, &str)>) 
         .filter(|f| f.name() == name)
         .flat_map(|f| f.get_metric().iter())
         .filter(|m| {
-            label.map_or(true, |(k, v)| {
+            label.is_none_or(|(k, v)| {
                 m.get_label()
                     .iter()
                     .any(|l| l.name() == k && l.value() == v)
