@@ -37,6 +37,8 @@ pub struct Trial {
     pub p99_us: f64,
     /// The proxy process's CPU per relayed message; `None` for the direct path.
     pub cpu_us_per_message: Option<f64>,
+    /// The user-space part of it.
+    pub user_us_per_message: Option<f64>,
 }
 
 pub const MODES: [&str; 4] = ["direct", "nginx", "wsmon-proxy", "wsmon-proxy --threads 2"];
@@ -192,13 +194,13 @@ pub(crate) async fn phase(
     addr: SocketAddr,
     pid: Option<u32>,
     opts: &Options,
-) -> anyhow::Result<(Histogram<u64>, Option<Duration>)> {
+) -> anyhow::Result<(Histogram<u64>, Option<(Duration, Duration)>)> {
     let mut conns = Vec::with_capacity(opts.connections);
     for _ in 0..opts.connections {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
         conns.push(ws);
     }
-    let cpu_before = pid.map(crate::sys::process_cpu).transpose()?;
+    let cpu_before = pid.map(crate::sys::process_cpu_split).transpose()?;
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut ws| {
@@ -229,7 +231,10 @@ pub(crate) async fn phase(
         all.add(t.await??).ok();
     }
     let cpu = match (pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(crate::sys::process_cpu(pid)?.saturating_sub(before)),
+        (Some(pid), Some((user, system))) => {
+            let (u, s) = crate::sys::process_cpu_split(pid)?;
+            Some((u.saturating_sub(user), s.saturating_sub(system)))
+        }
         _ => None,
     };
     Ok((all, cpu))
@@ -268,7 +273,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Trial>> {
                 mode,
                 p50_us: h.value_at_quantile(0.5) as f64,
                 p99_us: h.value_at_quantile(0.99) as f64,
-                cpu_us_per_message: cpu.map(|c| c.as_secs_f64() * 1e6 / relayed),
+                cpu_us_per_message: cpu.map(|(u, s)| (u + s).as_secs_f64() * 1e6 / relayed),
+                user_us_per_message: cpu.map(|(u, _)| u.as_secs_f64() * 1e6 / relayed),
             });
         }
     }
@@ -295,8 +301,8 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
          nginx runs one worker without a master; wsmon-proxy its default single-threaded \
          runtime, and a two-worker pool (`--threads 2`), both with /metrics on. Added latency is the mode's round-trip percentile minus the direct \
          one in the same run (a round trip crosses the proxy twice). CPU is the proxy \
-         process's user+system time over the phase per relayed message (two per round trip). \
-         Target: wsmon-proxy costs no more than nginx.\n\n",
+         process's user+system time over the phase per relayed message (two per round trip), \
+         and its user-space part. Target: wsmon-proxy costs no more than nginx.\n\n",
         opts.connections, opts.round_trips, opts.payload_bytes, opts.runs
     ));
     let mut t = Table::new([
@@ -306,6 +312,7 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
         "added p50 µs",
         "added p99 µs",
         "CPU µs per relayed message",
+        "of it user µs",
     ]);
     let runs: usize = opts.runs;
     let added = |mode: &str, pick: fn(&Trial) -> f64| -> Option<Spread> {
@@ -337,6 +344,11 @@ pub fn report(trials: &[Trial], opts: &Options) -> String {
                 "–".into()
             } else {
                 show(spread(trials, mode, |t| t.cpu_us_per_message), 2)
+            },
+            if is_direct {
+                "–".into()
+            } else {
+                show(spread(trials, mode, |t| t.user_us_per_message), 2)
             },
         ]);
     }

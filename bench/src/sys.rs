@@ -28,6 +28,11 @@ pub fn self_cpu() -> Duration {
 /// User plus system CPU time of another process, from `/proc/PID/stat` (clock-tick
 /// resolution, 10 ms, so measure over seconds).
 pub fn process_cpu(pid: u32) -> io::Result<Duration> {
+    process_cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU time of another process, apart (see [`process_cpu`]).
+pub fn process_cpu_split(pid: u32) -> io::Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces; fields resume after its closing parenthesis.
     let rest = stat
@@ -42,10 +47,10 @@ pub fn process_cpu(pid: u32) -> io::Result<Duration> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
     };
-    let ticks = tick(11)? + tick(12)?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_micros(ticks * 1_000_000 / hz))
+    let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / hz);
+    Ok((time(tick(11)?), time(tick(12)?)))
 }
 
 /// Resident set size of a process in bytes (`VmRSS`).
