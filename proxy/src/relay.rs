@@ -344,6 +344,19 @@ impl Chunk {
     fn filled(&mut self, n: usize) {
         self.end += n;
     }
+
+    /// Reads from `src` into the spare room; `Ok(0)` is the end of the stream.
+    fn poll_read_from<R: AsyncRead + Unpin>(
+        &mut self,
+        src: &mut R,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let mut read = ReadBuf::new(self.spare());
+        std::task::ready!(std::pin::Pin::new(src).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        self.filled(n);
+        Poll::Ready(Ok(n))
+    }
 }
 
 /// The next read into `buf`, unless a closing was decided first. The flag is read on every
@@ -357,16 +370,7 @@ fn read_unless_closing<'a, R: AsyncRead + Unpin>(
         if let Some(c) = closing.get() {
             return Poll::Ready(Err(c));
         }
-        let mut read = ReadBuf::new(buf.spare());
-        match std::pin::Pin::new(&mut *src).poll_read(cx, &mut read) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Ok(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = read.filled().len();
-                buf.filled(n);
-                Poll::Ready(Ok(Ok(n)))
-            }
-        }
+        buf.poll_read_from(src, cx).map(Ok)
     })
 }
 
@@ -474,16 +478,10 @@ where
     if !parser.saw_close() {
         let drain = async {
             loop {
-                let mut read = ReadBuf::new(buf.spare());
-                let done = std::future::poll_fn(|cx| {
-                    std::pin::Pin::new(&mut src).poll_read(cx, &mut read)
-                })
-                .await;
-                let n = read.filled().len();
-                if done.is_err() || n == 0 {
-                    return;
+                match std::future::poll_fn(|cx| buf.poll_read_from(&mut src, cx)).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
                 }
-                buf.filled(n);
                 match parser.feed(buf.pending(), |_| {}) {
                     Ok(n) => buf.consume(n),
                     Err(_) => return,
