@@ -26,6 +26,7 @@ use wsmon::queue::OverflowPolicy;
 use wsmon::{ConnectionObserver, StampExtractor};
 
 use crate::frame::{close_frame, Event, FrameParser, Invalid, ParserConfig, Sender};
+use crate::wake_pair::{self, First};
 
 /// Limits of one relayed connection.
 #[derive(Clone)]
@@ -190,14 +191,23 @@ pub async fn run(
     };
     tokio::pin!(on_shutdown);
     let linger = config.linger;
-    // Biased: an unbiased `select!` draws a random start per poll, and the order is no matter
-    // here (each branch is cheap to poll while it has nothing to do).
-    tokio::select! {
-        biased;
-        _ = &mut up => { let _ = tokio::time::timeout(linger, select_shutdown(&mut down, &mut on_shutdown)).await; }
-        _ = &mut down => { let _ = tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await; }
-        _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
-    }
+    // Each pump is polled only on its own wake-ups, or when the closing flag changed (whoever
+    // changes it wakes a pump or the task). Biased: an unbiased `select!` draws a random start
+    // per poll.
+    let first = {
+        let pair = wake_pair::first_of(up.as_mut(), down.as_mut(), || conn.closing.bits());
+        tokio::select! {
+            biased;
+            first = pair => first,
+            _ = &mut on_shutdown => unreachable!("on_shutdown never completes"),
+        }
+    };
+    let _ = match first {
+        First::A => {
+            tokio::time::timeout(linger, select_shutdown(&mut down, &mut on_shutdown)).await
+        }
+        First::B => tokio::time::timeout(linger, select_shutdown(&mut up, &mut on_shutdown)).await,
+    };
 }
 
 /// The connection's closing decision, set by a pump or by the shutdown, last one wins, and
@@ -212,6 +222,11 @@ const HAS_CODE: u64 = 1 << 16;
 const SHUTTING_DOWN: u64 = 1 << 62;
 
 impl ClosingFlag {
+    /// The raw state, which changes with every decision and with the shutdown.
+    fn bits(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
     fn get(&self) -> Option<Closing> {
         let v = self.0.load(Ordering::Acquire);
         let code = |bits: u64| (bits & HAS_CODE != 0).then_some(bits as u16);
