@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Layers, top to bottom: `main` (the command line), [`server`] (listener, forwarding,
-//! upgrades) and [`admin`] (`/metrics`), [`relay`] (one upgraded connection), [`frame`] (the
-//! I/O-free parser) and `wake_pair` (its two directions' polling), with [`forward`] (header rules), [`settings`] and [`config`] beside.
+//! upgrades) and [`admin`] (`/metrics`), [`relay`] (upgraded connections, on relay threads of
+//! their own), [`frame`] (the I/O-free parser), with [`forward`] (header rules), [`settings`]
+//! and [`config`] beside.
 
 pub mod admin;
 pub mod config;
@@ -19,7 +20,6 @@ pub mod frame;
 pub mod relay;
 pub mod server;
 pub mod settings;
-mod wake_pair;
 
 pub use server::Proxy;
 pub use settings::{Settings, Upstream};

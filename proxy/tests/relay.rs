@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use support::*;
@@ -105,4 +105,89 @@ async fn upgrades_from_origins_outside_the_allowlist_get_403_without_reaching_th
         1.0
     );
     assert_eq!(proxy.sample(upgrades, &[("outcome", "accepted")]), 1.0);
+}
+
+/// A client that sends a message and its TCP end together: the upstream gets both, the other
+/// direction keeps relaying, and the relay ends `linger` after the first direction did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_leg_is_mirrored_and_the_other_direction_lingers_then_ends() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = RawUpstream::start().await;
+    let linger = Duration::from_millis(500);
+    let proxy = RunningProxy::start(&format!("http://{}", upstream.addr), |s| {
+        s.relay.linger = linger;
+    })
+    .await;
+    let mut client = RawClient::upgrade(proxy.addr, "/ws").await;
+    let mut up = upstream.stream().await;
+    let sent = frame(1, b"last words", Some([1, 2, 3, 4]));
+    client.stream.write_all(&sent).await.unwrap();
+    let started = Instant::now();
+    client.stream.shutdown().await.unwrap();
+    let (got, ended) = read_to_end(&mut up, Duration::from_secs(10)).await;
+    assert_eq!(got, sent, "the frame, byte for byte");
+    assert!(ended, "the client's TCP end reached the upstream");
+
+    // The upstream's side still relays, within the linger.
+    let late = frame(1, b"a late reply", None);
+    up.write_all(&late).await.unwrap();
+    let (got, ended) = read_to_end(&mut client.stream, Duration::from_secs(20)).await;
+    assert_eq!(got, late, "the reply after the client's end");
+    assert!(ended, "the relay ended after its linger");
+    assert!(
+        started.elapsed() >= linger,
+        "not before the linger: {:?}",
+        started.elapsed()
+    );
+    proxy.quiescent(Duration::from_secs(10)).await;
+    let m = proxy.metrics();
+    assert_eq!(
+        nonzero_closes(&m),
+        [("none".to_owned(), "1006".to_owned(), 1.0)],
+        "{m}"
+    );
+}
+
+/// A graceful shutdown toward peers that never answer the 1001: each leg gets its close
+/// frame, and the drain ends at `drain_timeout`, far before the shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_toward_silent_peers_ends_at_the_drain_timeout() {
+    let upstream = RawUpstream::start().await;
+    let proxy = RunningProxy::start(&format!("http://{}", upstream.addr), |s| {
+        s.relay.drain_timeout = Duration::from_millis(300);
+        s.relay.linger = Duration::from_secs(120);
+        s.shutdown_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let mut client = RawClient::upgrade(proxy.addr, "/ws").await;
+    let mut up = upstream.stream().await;
+    wait_until(
+        Duration::from_secs(10),
+        || proxy.proxy.wsmon().active_connections() == 1,
+        "the relay to start",
+    )
+    .await;
+    let started = Instant::now();
+    let stopped = tokio::spawn(proxy.shutdown());
+    assert_eq!(
+        client.close_code(Duration::from_secs(60)).await,
+        Some(1001),
+        "the client got 1001 and then the end"
+    );
+    let (got, ended) = read_to_end(&mut up, Duration::from_secs(60)).await;
+    assert!(ended, "the upstream leg ended");
+    assert_eq!(got.len(), 8, "one masked close frame: {got:?}");
+    assert_eq!(got[0], 0x88, "a final close frame");
+    assert_eq!(got[1], 0x82, "masked, two payload bytes");
+    let code: Vec<u8> = got[6..].iter().zip(&got[2..6]).map(|(b, m)| b ^ m).collect();
+    assert_eq!(code, 1001u16.to_be_bytes(), "1001, masked");
+    tokio::time::timeout(Duration::from_secs(60), stopped)
+        .await
+        .expect("serve returned")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the drain timeout ended the relay, not the 120 s linger or shutdown timeout: {:?}",
+        started.elapsed()
+    );
 }

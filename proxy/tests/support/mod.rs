@@ -343,3 +343,63 @@ pub async fn echo_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// An upstream on a raw socket: it answers one upgrade with a 101 and then reads and writes
+/// exactly what the test says, to see the relay's bytes and ends as the upstream does.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    accepted: tokio::sync::oneshot::Receiver<tokio::net::TcpStream>,
+}
+
+impl RawUpstream {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, accepted) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = vec![];
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut byte).await.unwrap() == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            // The key is the RawClient's fixed one, so this is its RFC 6455 answer.
+            let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                          Connection: Upgrade\r\n\
+                          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            let _ = tx.send(stream);
+        });
+        Self { addr, accepted }
+    }
+
+    /// The upgraded connection, once the proxy has opened it.
+    pub async fn stream(self) -> tokio::net::TcpStream {
+        tokio::time::timeout(Duration::from_secs(10), self.accepted)
+            .await
+            .expect("the proxy opened the upstream leg")
+            .expect("the upstream accepted")
+    }
+}
+
+/// Reads `stream` until EOF or `within`: the bytes, and whether EOF came.
+pub async fn read_to_end(stream: &mut tokio::net::TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut all = vec![];
+    let ended = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (all, ended)
+}
