@@ -24,7 +24,8 @@ struct Args {
     /// Address for /metrics and /healthz [default: 127.0.0.1:9478].
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
-    /// Runtime threads: 1 (the default) runs the proxy on one thread, more on a pool.
+    /// Threads of each kind: the runtime (HTTP, upgrades) and the relay of upgraded
+    /// connections. 1 (the default) is one of each.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// A YAML config file; command-line flags override it.

@@ -50,8 +50,8 @@ pub struct StampPointers {
     pub published_ms: Option<String>,
 }
 
-/// One runtime thread by default: a sidecar relays one application's traffic, and on one
-/// thread a relayed message costs no cross-thread wake-ups (see docs/proxy.md, "Threads").
+/// One runtime thread and one relay thread by default: a sidecar relays one application's
+/// traffic, beside it on the same cores (see docs/proxy.md, "Threads").
 pub const DEFAULT_THREADS: usize = 1;
 
 /// Everything a proxy needs to run.
@@ -80,8 +80,8 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// How long a graceful shutdown waits for streams to drain.
     pub shutdown_timeout: Duration,
-    /// Runtime threads: 1 runs everything on one thread (a current-thread runtime), more
-    /// runs a work-stealing pool of that many workers.
+    /// Runtime threads: 1 is a current-thread runtime, more a work-stealing pool of that many
+    /// workers. Upgraded connections run on as many relay threads of their own.
     pub threads: usize,
     /// Per-connection relay limits.
     pub relay: RelayConfig,

@@ -179,7 +179,11 @@ async fn a_shutdown_toward_silent_peers_ends_at_the_drain_timeout() {
     assert_eq!(got.len(), 8, "one masked close frame: {got:?}");
     assert_eq!(got[0], 0x88, "a final close frame");
     assert_eq!(got[1], 0x82, "masked, two payload bytes");
-    let code: Vec<u8> = got[6..].iter().zip(&got[2..6]).map(|(b, m)| b ^ m).collect();
+    let code: Vec<u8> = got[6..]
+        .iter()
+        .zip(&got[2..6])
+        .map(|(b, m)| b ^ m)
+        .collect();
     assert_eq!(code, 1001u16.to_be_bytes(), "1001, masked");
     tokio::time::timeout(Duration::from_secs(60), stopped)
         .await

@@ -18,7 +18,7 @@ use wsmon::queue::OverflowPolicy;
 use wsmon::ConnectionObserver;
 
 use super::chunk::Chunk;
-use super::config::{Closing, RelayConfig, UPSTREAM_INVALID};
+use super::limits::{Closing, RelayConfig, UPSTREAM_INVALID};
 use crate::frame::{close_frame, Event, FrameParser, Invalid, ParserConfig, Sender, Violation};
 
 /// The client's socket, in [`Connection::socket`] and [`Connection::ready`].

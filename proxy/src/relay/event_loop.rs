@@ -210,7 +210,11 @@ impl Loop {
         let registered = registry
             .register(entry.connection.socket(CLIENT), token(key, CLIENT), both)
             .and_then(|()| {
-                registry.register(entry.connection.socket(UPSTREAM), token(key, UPSTREAM), both)
+                registry.register(
+                    entry.connection.socket(UPSTREAM),
+                    token(key, UPSTREAM),
+                    both,
+                )
             });
         if let Err(err) = registered {
             tracing::error!(error = %err, "could not poll an upgraded connection; dropped");

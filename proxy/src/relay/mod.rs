@@ -14,9 +14,9 @@
 //!   client and 1002 to the upstream), and then only drains until the peer's close or EOF.
 
 mod chunk;
-mod config;
 mod connection;
 mod event_loop;
+mod limits;
 
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use wsmon::ConnectionObserver;
 
-pub use config::{Closing, RelayConfig, UPSTREAM_INVALID};
+pub use limits::{Closing, RelayConfig, UPSTREAM_INVALID};
 
 /// One leg of an upgraded connection: its socket, and the bytes that arrived with the
 /// handshake (hyper read them past the HTTP head; they are the stream's first frames).
@@ -65,7 +65,10 @@ pub async fn run(
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (client, upstream) = match client.into_mio().and_then(|c| Ok((c, upstream.into_mio()?))) {
+    let (client, upstream) = match client
+        .into_mio()
+        .and_then(|c| Ok((c, upstream.into_mio()?)))
+    {
         Ok(legs) => legs,
         Err(err) => {
             // The observer's drop records the stream's end (1006).
