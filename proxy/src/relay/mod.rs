@@ -3,7 +3,7 @@
 //! bytes on.
 //!
 //! - Where it runs: after the 101, both sockets leave tokio for a relay thread of its own
-//!   ([`event_loop`], one per runtime worker) that polls them edge-triggered with `mio`, as
+//!   (`event_loop`, one per runtime worker) that polls them edge-triggered with `mio`, as
 //!   nginx does; [`run`] hands them over and waits for the end.
 //! - Backpressure: a pump reads again only after the previous chunk was written, so a peer that
 //!   does not read stops the other peer's sends at its TCP window; nothing grows unbounded.
