@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use wsmon::{RouteHandle, WsMon};
 
 use crate::forward;
-use crate::relay::{self, Leg, RelayConfig};
+use crate::relay::{self, Leg, RelayConfig, Relays};
 use crate::settings::Settings;
 
 /// The body of every response the proxy sends: the upstream's, streamed, or an empty one.
@@ -33,6 +33,8 @@ pub struct Proxy {
     unmatched: RouteHandle,
     client: Client<HttpConnector, Incoming>,
     shutdown: watch::Sender<bool>,
+    /// The relay threads, started with the first upgrade (`settings.threads` of them).
+    relays: OnceLock<std::io::Result<Arc<Relays>>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -73,6 +75,7 @@ impl Proxy {
             unmatched,
             client,
             shutdown: watch::channel(false).0,
+            relays: OnceLock::new(),
         }))
     }
 
@@ -277,6 +280,17 @@ impl Proxy {
             ..self.settings.relay.clone()
         };
         let shutdown = self.shutdown.subscribe();
+        let relays = match self
+            .relays
+            .get_or_init(|| Relays::start(self.settings.threads).map(Arc::new))
+        {
+            Ok(relays) => Arc::clone(relays),
+            Err(err) => {
+                // The observer's drop records the 101 that never carried a stream.
+                tracing::error!(error = %err, "no relay thread could start");
+                return status(StatusCode::SERVICE_UNAVAILABLE);
+            }
+        };
         tokio::spawn(async move {
             let legs = match tokio::try_join!(client_upgrade, upstream_upgrade) {
                 Ok((client, upstream)) => leg(client).zip(leg(upstream)),
@@ -288,7 +302,7 @@ impl Proxy {
             };
             match legs {
                 Some((client, upstream)) => {
-                    relay::run(client, upstream, observer, &config, shutdown).await
+                    relay::run(&relays, client, upstream, observer, &config, shutdown).await
                 }
                 None => tracing::error!("an upgraded connection is not a TCP stream"),
             }

@@ -29,6 +29,10 @@ pub(super) const UPSTREAM: usize = 1;
 /// Both pumps, in [`Connection`]'s `woken`.
 const BOTH: u8 = 0b11;
 
+/// Steps one pump takes per drive before the loop turns to other connections: a stream whose
+/// two ends are always ready must not hold the relay thread. 16 reads of up to the buffer.
+const TURN: u32 = 16;
+
 /// The time, read once per event-loop turn and only if something needs it.
 #[derive(Debug, Default)]
 pub(super) struct Now(Option<Instant>);
@@ -232,6 +236,11 @@ impl Connection {
         self.woken = BOTH;
     }
 
+    /// A pump used up its turn with more to do: drive again without waiting for an event.
+    pub(super) fn runnable(&self) -> bool {
+        self.woken != 0
+    }
+
     /// The earliest deadline this connection waits for, if any.
     pub(super) fn deadline(&mut self) -> Option<Instant> {
         if !self.shared.timed {
@@ -270,7 +279,15 @@ impl Connection {
             let decisions = self.shared.decisions;
             for (i, p) in self.pumps.iter_mut().enumerate() {
                 if run & (1 << i) != 0 {
-                    while p.step(&mut self.sockets, &mut self.shared, now) {}
+                    let mut steps = 0;
+                    while p.step(&mut self.sockets, &mut self.shared, now) {
+                        steps += 1;
+                        if steps == TURN {
+                            // Its turn is over, not its work: it runs again next time.
+                            self.woken |= 1 << i;
+                            break;
+                        }
+                    }
                 }
             }
             if self.shared.decisions == decisions {
@@ -655,5 +672,95 @@ impl Shared {
                 self.observer.close(initiator, code);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::time::{Duration, Instant};
+
+    use super::{Connection, Now, TURN};
+    use crate::relay::RelayConfig;
+
+    /// A connected loopback pair: (the far end, the relay's non-blocking end).
+    fn pair() -> (StdStream, mio::net::TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let far = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (near, _) = listener.accept().unwrap();
+        near.set_nonblocking(true).unwrap();
+        (far, mio::net::TcpStream::from_std(near))
+    }
+
+    #[test]
+    fn a_stream_with_both_ends_always_ready_yields_after_its_turn_and_then_goes_on() {
+        let wsmon = wsmon::WsMon::builder()
+            .route("/ws")
+            .build(&prometheus::Registry::new())
+            .unwrap();
+        let observer = wsmon.observe_connection(&wsmon.route("/ws").unwrap());
+        let (mut client, client_leg) = pair();
+        let (mut upstream, upstream_leg) = pair();
+        let config = RelayConfig {
+            buffer_bytes: 256,
+            ..RelayConfig::default()
+        };
+        // 64 KiB of masked client frames, all in the relay's receive buffer before it runs.
+        let mut sent = Vec::new();
+        for i in 0..64u8 {
+            sent.extend(crate::frame::encode(
+                true,
+                2,
+                &[i; 1016],
+                Some([1, 2, 3, i]),
+            ));
+        }
+        client.write_all(&sent).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut peek = vec![0u8; sent.len()];
+        while client_leg.peek(&mut peek).unwrap_or(0) < sent.len() {
+            assert!(
+                Instant::now() < deadline,
+                "the bytes reached the relay's socket"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut relay = Connection::new((client_leg, &[]), (upstream_leg, &[]), observer, config);
+
+        assert!(relay.drive(&mut Now::default()), "the relay goes on");
+        assert!(relay.runnable(), "its turn ended with more to read");
+        upstream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut first = vec![0u8; sent.len()];
+        let mut got = 0;
+        while let Ok(n) = upstream.read(&mut first[got..]) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let turn = TURN as usize * 256;
+        assert!(
+            got > 0 && got <= turn,
+            "one turn relays at most {TURN} reads of the 256-byte buffer: {got} bytes"
+        );
+
+        let mut all = first[..got].to_vec();
+        while relay.runnable() {
+            assert!(relay.drive(&mut Now::default()));
+            assert!(
+                Instant::now() < deadline,
+                "the rest was relayed in later turns"
+            );
+        }
+        upstream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = vec![0u8; sent.len() - all.len()];
+        upstream.read_exact(&mut rest).unwrap();
+        all.extend(rest);
+        assert_eq!(all, sent, "every byte, in order, across the turns");
     }
 }

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -21,8 +21,43 @@ const WAKER: Token = Token(usize::MAX);
 /// Where the runtime hands connections to one relay thread.
 #[derive(Debug)]
 pub(super) struct Handle {
-    commands: mpsc::Sender<Command>,
+    /// `None` once dropped: the thread then ends at the next wake-up.
+    commands: Option<mpsc::Sender<Command>>,
     waker: Waker,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // The sender goes first, so the thread, once woken, finds the channel closed.
+        self.commands = None;
+        let _ = self.waker.wake();
+    }
+}
+
+/// The relay threads of one proxy: upgraded connections are handed to them in turn. Each
+/// thread ends, dropping what it still relays, once this is dropped.
+#[derive(Debug)]
+pub struct Relays {
+    loops: Vec<Handle>,
+    next: AtomicUsize,
+}
+
+impl Relays {
+    /// Starts `threads` relay threads (at least one), named `wsmon-relay-N`.
+    pub fn start(threads: usize) -> io::Result<Relays> {
+        let loops = (0..threads.max(1))
+            .map(Handle::start)
+            .collect::<io::Result<_>>()?;
+        Ok(Relays {
+            loops,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The thread for the next connection.
+    pub(super) fn pick(&self) -> &Handle {
+        &self.loops[self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len()]
+    }
 }
 
 /// Names one handed-over connection, for its shutdown command.
@@ -50,21 +85,8 @@ struct Entry {
     _done: oneshot::Sender<()>,
     /// The earliest deadline queued in the timer heap for it.
     armed: Option<Instant>,
-}
-
-/// The relay threads, started with the first upgraded connection: as many as the runtime has
-/// workers, so `threads` sets both.
-pub(super) fn pick() -> Result<&'static Handle, &'static io::Error> {
-    static LOOPS: OnceLock<io::Result<Vec<Handle>>> = OnceLock::new();
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let loops = LOOPS.get_or_init(|| {
-        let n = tokio::runtime::Handle::try_current()
-            .map_or(1, |h| h.metrics().num_workers())
-            .max(1);
-        (0..n).map(Handle::start).collect()
-    });
-    let loops = loops.as_ref()?;
-    Ok(&loops[NEXT.fetch_add(1, Ordering::Relaxed) % loops.len()])
+    /// In [`Loop::again`].
+    queued: bool,
 }
 
 impl Handle {
@@ -75,7 +97,10 @@ impl Handle {
         std::thread::Builder::new()
             .name(format!("wsmon-relay-{index}"))
             .spawn(move || run(poll, inbox))?;
-        Ok(Handle { commands, waker })
+        Ok(Handle {
+            commands: Some(commands),
+            waker,
+        })
     }
 
     /// Hands `connection` to the thread; `done` is dropped when its relay is over.
@@ -100,8 +125,9 @@ impl Handle {
 
     fn send(&self, command: Command) -> io::Result<()> {
         self.commands
-            .send(command)
-            .map_err(|_| io::Error::other("the relay thread has ended"))?;
+            .as_ref()
+            .and_then(|c| c.send(command).ok())
+            .ok_or_else(|| io::Error::other("the relay thread has ended"))?;
         self.waker.wake()
     }
 }
@@ -116,6 +142,9 @@ struct Loop {
     /// Deadlines, earliest first; an entry may be stale (its connection's deadline moved, or
     /// its key was reused), which costs only a needless drive.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections that used up their turn while still able to go on: driven again after
+    /// the next poll, which then does not wait.
+    again: Vec<usize>,
 }
 
 fn run(poll: Poll, inbox: mpsc::Receiver<Command>) {
@@ -123,13 +152,18 @@ fn run(poll: Poll, inbox: mpsc::Receiver<Command>) {
         poll,
         entries: Slab::new(),
         timers: BinaryHeap::new(),
+        again: Vec::new(),
     };
+    let mut again = Vec::new();
     let mut events = Events::with_capacity(1024);
     loop {
-        let timeout = this
-            .timers
-            .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+        let timeout = if this.again.is_empty() {
+            this.timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+        } else {
+            Some(std::time::Duration::ZERO)
+        };
         if let Err(err) = this.poll.poll(&mut events, timeout) {
             if err.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -139,6 +173,14 @@ fn run(poll: Poll, inbox: mpsc::Receiver<Command>) {
             return;
         }
         let mut now = Now::default();
+        // Those whose turn ran out go first, before the new events of the others.
+        std::mem::swap(&mut again, &mut this.again);
+        for key in again.drain(..) {
+            if let Some(entry) = this.entries.get_mut(key) {
+                entry.queued = false;
+                this.drive(key, &mut now);
+            }
+        }
         let mut commands = false;
         for event in &events {
             if event.token() == WAKER {
@@ -204,6 +246,7 @@ impl Loop {
             ticket,
             _done: done,
             armed: None,
+            queued: false,
         });
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
@@ -230,6 +273,10 @@ impl Loop {
         if !entry.connection.drive(now) {
             self.remove(key);
             return;
+        }
+        if entry.connection.runnable() && !entry.queued {
+            entry.queued = true;
+            self.again.push(key);
         }
         if let Some(at) = entry.connection.deadline() {
             if entry.armed.is_none_or(|armed| at < armed) {

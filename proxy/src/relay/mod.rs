@@ -3,8 +3,8 @@
 //! bytes on.
 //!
 //! - Where it runs: after the 101, both sockets leave tokio for a relay thread of its own
-//!   (`event_loop`, one per runtime worker) that polls them edge-triggered with `mio`, as
-//!   nginx does; [`run`] hands them over and waits for the end.
+//!   (of [`Relays`], `threads` of them) that polls them edge-triggered with `mio`, as nginx
+//!   does; [`run`] hands them over and waits for the end.
 //! - Backpressure: a pump reads again only after the previous chunk was written, so a peer that
 //!   does not read stops the other peer's sends at its TCP window; nothing grows unbounded.
 //! - Closes: the first close frame seen is the connection's (client or server initiator); a
@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use wsmon::ConnectionObserver;
 
+pub use event_loop::Relays;
 pub use limits::{Closing, RelayConfig, UPSTREAM_INVALID};
 
 /// One leg of an upgraded connection: its socket, and the bytes that arrived with the
@@ -57,8 +58,9 @@ impl Leg {
 /// other outlived it by `config.linger`). `shutdown` turning true starts a graceful shutdown:
 /// 1001 to both legs, then a drain.
 ///
-/// The relay runs on a relay thread; this future only waits for it, so it may run anywhere.
+/// The relay runs on one of `relays`' threads; this future only waits for it.
 pub async fn run(
+    relays: &Relays,
     client: Leg,
     upstream: Leg,
     observer: ConnectionObserver,
@@ -76,13 +78,7 @@ pub async fn run(
             return;
         }
     };
-    let handle = match event_loop::pick() {
-        Ok(handle) => handle,
-        Err(err) => {
-            tracing::error!(error = %err, "no relay thread could start");
-            return;
-        }
-    };
+    let handle = relays.pick();
     let connection = connection::Connection::new(
         (client.0, &client.1),
         (upstream.0, &upstream.1),
