@@ -466,7 +466,12 @@ impl Pump {
             // Most writes complete at once: try now rather than in another step.
             self.write_out(sockets, shared, now);
         }
-        true
+        // Another step only if it has something to do: a step that finds nothing costs about
+        // as much as the read's own bookkeeping (BENCHMARKS.md, 9b).
+        self.state != State::Relaying
+            || self.invalid.is_some()
+            || (self.out > 0 && sockets[self.dst].write_ready)
+            || (self.out == 0 && sockets[self.src].readable())
     }
 
     /// The source ended (or failed) without a close frame: the receiver sees its peer's TCP

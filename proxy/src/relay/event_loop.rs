@@ -174,11 +174,13 @@ fn run(poll: Poll, inbox: mpsc::Receiver<Command>) {
         }
         let mut now = Now::default();
         // Those whose turn ran out go first, before the new events of the others.
-        std::mem::swap(&mut again, &mut this.again);
-        for key in again.drain(..) {
-            if let Some(entry) = this.entries.get_mut(key) {
-                entry.queued = false;
-                this.drive(key, &mut now);
+        if !this.again.is_empty() {
+            std::mem::swap(&mut again, &mut this.again);
+            for key in again.drain(..) {
+                if let Some(entry) = this.entries.get_mut(key) {
+                    entry.queued = false;
+                    this.drive(key, &mut now);
+                }
             }
         }
         let mut commands = false;
